@@ -1,0 +1,161 @@
+"""Offline preview: what the webhook would do to a pod or a workload's pod template."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import orjson
+import yaml
+
+from webhook.mutation.shape import InvalidPod, check_pod
+from webhook.mutator import PodMutator, identity_defaults
+from webhook.settings import Settings, add_mutation_arguments, settings_from_args
+from webhook.sources.containercredentials import parse_container_credentials
+from webhook.sources.errors import ConfigError
+from webhook.sources.serviceaccountfile import parse_service_accounts
+from webhook.sources.store import ServiceAccountStore
+from webhook.types import JsonObject, PatchOp
+
+# kind -> JSON pointer of the pod template inside it
+TEMPLATE_POINTERS = {
+    "Pod": "",
+    "Deployment": "/spec/template",
+    "StatefulSet": "/spec/template",
+    "DaemonSet": "/spec/template",
+    "ReplicaSet": "/spec/template",
+    "Job": "/spec/template",
+    "CronJob": "/spec/jobTemplate/spec/template",
+}
+
+
+class InputError(ValueError):
+    pass
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "mutate",
+        help="preview the mutation of a pod or workload offline",
+        description="Print what the webhook would do to a Pod, or to the pod template of a "
+        "Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob. ServiceAccounts come "
+        "from --service-accounts-file and from ServiceAccount documents in the input itself.",
+    )
+    parser.add_argument("-f", "--filename", required=True, help="YAML or JSON input; - for stdin")
+    parser.add_argument(
+        "-n",
+        "--pod-namespace",
+        dest="pod_namespace",
+        default=None,
+        help="namespace of objects that do not name one (default: default)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json", "patch"),
+        default="yaml",
+        help="the mutated object as YAML (default) or JSON, or the JSON patch only",
+    )
+    add_mutation_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    try:
+        documents = _read_documents(args.filename)
+        mutator = _build_mutator(settings, documents)
+        objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
+        if not objects:
+            raise InputError(f"{args.filename}: no Pod or workload found")
+        outputs: list[Any] = []
+        for index, obj in enumerate(objects):
+            ops, warnings = preview(mutator, obj, default_namespace=args.pod_namespace or "default", where=f"{args.filename}: document {index + 1}")
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            outputs.append(ops if args.output == "patch" else jsonpatch.apply_patch(obj, ops))
+    except (InputError, ConfigError) as exc:
+        print(f"pod-identity-webhook mutate: {exc}", file=sys.stderr)
+        return 2
+    if args.output == "yaml":
+        sys.stdout.write(yaml.safe_dump_all(outputs, sort_keys=False))
+    else:
+        for output in outputs:
+            sys.stdout.write(orjson.dumps(output, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def preview(
+    mutator: PodMutator, obj: JsonObject, *, default_namespace: str, where: str
+) -> tuple[list[PatchOp], tuple[str, ...]]:
+    kind = obj.get("kind")
+    pointer = TEMPLATE_POINTERS.get(kind) if isinstance(kind, str) else None
+    if pointer is None:
+        supported = ", ".join(TEMPLATE_POINTERS)
+        raise InputError(f"{where}: kind {kind!r} cannot be mutated; expected one of {supported}")
+    template: Any = obj
+    for token in pointer.split("/")[1:]:
+        template = template.get(token) if isinstance(template, dict) else None
+    if not isinstance(template, dict):
+        raise InputError(f"{where}: {kind} has no pod template at {pointer}")
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace") or default_namespace
+    pod = {"metadata": template.get("metadata"), "spec": template.get("spec")}
+    if pod["metadata"] is None:
+        del pod["metadata"]
+    try:
+        check_pod(pod, path=f"{kind}{pointer.replace('/', '.')}")
+    except InvalidPod as exc:
+        raise InputError(f"{where}: {exc}") from exc
+    result = mutator.mutate_now(pod, namespace)
+    ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
+    return ops, result.warnings
+
+
+def _read_documents(filename: str) -> list[JsonObject]:
+    try:
+        text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
+    except OSError as exc:
+        raise InputError(f"{filename}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        loaded = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise InputError(f"{filename}: not valid YAML or JSON: {exc}") from exc
+    documents: list[JsonObject] = []
+    for index, doc in enumerate(loaded):
+        if not isinstance(doc, dict):
+            raise InputError(f"{filename}: document {index + 1} is not an object")
+        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+            documents.extend(item for item in doc["items"] if isinstance(item, dict))
+        else:
+            documents.append(doc)
+    return documents
+
+
+def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutator:
+    defaults = identity_defaults(settings)
+    entries = {}
+    if settings.service_accounts_file is not None:
+        path = settings.service_accounts_file
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        entries.update(parse_service_accounts(content, defaults, source=path))
+    inline = [doc for doc in documents if doc.get("kind") == "ServiceAccount"]
+    if inline:
+        entries.update(parse_service_accounts(yaml.safe_dump_all(inline).encode(), defaults, source="input"))
+    store = ServiceAccountStore()
+    store.replace_all(entries)
+    mutator = PodMutator(settings, store)
+    if settings.watch_container_credentials_config is not None:
+        path = settings.watch_container_credentials_config
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        mutator.container_credentials_keys = parse_container_credentials(content, source=path)
+    return mutator

@@ -1,0 +1,165 @@
+"""The identity patch: env, volume mounts, the projected token volume and the pod-identity label.
+
+Why append operations: upstream re-sends whole container arrays, which drops every field its
+Go structs do not know. Here every operation adds one thing at the end of a list (or creates
+the list), so fields this code has never heard of survive byte for byte, and a pod that already
+carries everything yields no operation at all (kube-apiserver may reinvoke the webhook).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.mutation.podidentity import Mode, PodIdentity
+from webhook.mutation.pointer import join
+from webhook.types import JsonObject, PatchOp
+
+ROLE_ARN_ENV = "AWS_ROLE_ARN"
+TOKEN_FILE_ENV = "AWS_WEB_IDENTITY_TOKEN_FILE"
+FULL_URI_ENV = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+AUTH_TOKEN_FILE_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
+STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
+POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
+WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")
+CONTAINER_LISTS = ("initContainers", "containers")
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    ops: list[PatchOp]
+    warnings: tuple[str, ...]
+
+
+def token_file_path(pod: JsonObject, identity: PodIdentity) -> str:
+    path = _clean_join(identity.mount_path, identity.token_path)
+    node_selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+    if any(node_selector.get(key) == "windows" for key in WINDOWS_OS_SELECTORS):
+        return "C:" + path.replace("/", "\\")
+    return path
+
+
+def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
+    spec: JsonObject = pod["spec"]
+    token_file = token_file_path(pod, identity)
+    if identity.mode is Mode.CONTAINER_CREDENTIALS:
+        credential_env = ((FULL_URI_ENV, identity.full_uri), (AUTH_TOKEN_FILE_ENV, token_file))
+    else:
+        credential_env = ((ROLE_ARN_ENV, identity.role_arn), (TOKEN_FILE_ENV, token_file))
+
+    ops: list[PatchOp] = []
+    if identity.mode is Mode.CONTAINER_CREDENTIALS:
+        ops.extend(_label_ops(pod))
+    ops.extend(_volume_ops(spec, identity))
+    seen_names: set[str] = set()
+    for list_name in CONTAINER_LISTS:
+        containers: Sequence[JsonObject] = spec.get(list_name) or ()
+        for index, container in enumerate(containers):
+            name = container.get("name", "")
+            seen_names.add(name)
+            if name in identity.skip_containers:
+                continue
+            ops.extend(
+                _container_ops(
+                    container,
+                    base=join("spec", list_name, index),
+                    identity=identity,
+                    credential_env=credential_env,
+                )
+            )
+    warnings = tuple(
+        f"skip-containers names {name!r}, which is not a container of this pod"
+        for name in sorted(identity.skip_containers - seen_names)
+    )
+    return Mutation(ops, warnings)
+
+
+def _clean_join(directory: str, name: str) -> str:
+    # Go's filepath.Join cleans the result; normpath does too, but keeps a leading "//".
+    path = posixpath.normpath(directory + "/" + name)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def _label_ops(pod: JsonObject) -> list[PatchOp]:
+    labels = (pod.get("metadata") or {}).get("labels")
+    if labels is None:
+        if pod.get("metadata") is None:
+            return [_add("/metadata", {"labels": {POD_IDENTITY_LABEL: "enabled"}})]
+        return [_add("/metadata/labels", {POD_IDENTITY_LABEL: "enabled"})]
+    if labels.get(POD_IDENTITY_LABEL) == "enabled":
+        return []
+    return [_add(join("metadata", "labels", POD_IDENTITY_LABEL), "enabled")]
+
+
+def _volume_ops(spec: JsonObject, identity: PodIdentity) -> list[PatchOp]:
+    volumes = spec.get("volumes")
+    if volumes and any(volume.get("name") == identity.volume_name for volume in volumes):
+        return []
+    volume = {
+        "name": identity.volume_name,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": identity.audience,
+                        "expirationSeconds": identity.token_expiration,
+                        "path": identity.token_path,
+                    }
+                }
+            ]
+        },
+    }
+    if volumes is None:
+        return [_add("/spec/volumes", [volume])]
+    # Upstream puts its volume first; results must match, so insert at index 0.
+    return [_add("/spec/volumes/0", volume)]
+
+
+def _container_ops(
+    container: JsonObject,
+    *,
+    base: str,
+    identity: PodIdentity,
+    credential_env: tuple[tuple[str, str], tuple[str, str]],
+) -> list[PatchOp]:
+    env: Sequence[JsonObject] = container.get("env") or ()
+    names = {entry.get("name") for entry in env}
+    credentials_set = any(name in names for name, _ in credential_env)
+    region_set = any(name in names for name in REGION_ENVS)
+    sts_set = STS_ENV in names
+    if credentials_set and region_set and sts_set:
+        # Upstream leaves such a container alone entirely, volume mount included.
+        return []
+
+    new_env: list[tuple[str, str]] = []
+    if identity.regional_sts and not sts_set:
+        new_env.append((STS_ENV, "regional"))
+    if identity.region and not region_set:
+        new_env.extend((name, identity.region) for name in REGION_ENVS)
+    if not credentials_set:
+        new_env.extend(credential_env)
+
+    ops = _append_ops(
+        container, "env", base, [{"name": name, "value": value} for name, value in new_env]
+    )
+    mounts: Sequence[JsonObject] = container.get("volumeMounts") or ()
+    if not any(mount.get("name") == identity.volume_name for mount in mounts):
+        mount = {"name": identity.volume_name, "readOnly": True, "mountPath": identity.mount_path}
+        ops.extend(_append_ops(container, "volumeMounts", base, [mount]))
+    return ops
+
+
+def _append_ops(container: JsonObject, key: str, base: str, items: list[Any]) -> list[PatchOp]:
+    if not items:
+        return []
+    if container.get(key) is None:
+        # absent or null: create the list in one operation
+        return [_add(f"{base}/{key}", items)]
+    return [_add(f"{base}/{key}/-", item) for item in items]
+
+
+def _add(path: str, value: Any) -> PatchOp:
+    return {"op": "add", "path": path, "value": value}

@@ -1,0 +1,164 @@
+"""Which identity a pod gets: ServiceAccount, ConfigMap, container-credentials and pod annotations.
+
+Precedence, as upstream:
+- container credentials (EKS Pod Identity) for a listed ServiceAccount wins over a role ARN;
+- audience and regional STS: ServiceAccount annotation, else ConfigMap entry, else flag;
+- token expiration: pod annotation, else ServiceAccount/ConfigMap, else flag.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from random import Random
+
+from webhook.mutation.identity import (
+    SKIP_CONTAINERS,
+    TOKEN_EXPIRATION,
+    ServiceAccountIdentity,
+    parse_expiration,
+)
+from webhook.settings import (
+    DEFAULT_TOKEN_EXPIRATION_SECONDS,
+    JITTER_MIN_TOKEN_EXPIRATION_SECONDS,
+)
+from webhook.types import JsonObject
+
+WEB_IDENTITY_TOKEN_PATH = "token"
+WEB_IDENTITY_VOLUME_NAME = "aws-iam-token"
+
+
+class Mode(Enum):
+    STS_WEB_IDENTITY = "sts_web_identity"
+    CONTAINER_CREDENTIALS = "container_credentials"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerCredentials:
+    """The `--container-credentials-*` flags, for a ServiceAccount listed in the config file."""
+
+    audience: str
+    mount_path: str
+    volume_name: str
+    token_path: str
+    full_uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodIdentity:
+    """Everything the patch needs, fully resolved for one pod."""
+
+    mode: Mode
+    role_arn: str
+    full_uri: str
+    audience: str
+    mount_path: str
+    volume_name: str
+    token_path: str
+    token_expiration: int
+    regional_sts: bool
+    region: str
+    skip_containers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    identity: PodIdentity | None
+    warnings: tuple[str, ...]
+
+
+def pod_annotations(pod: JsonObject) -> Mapping[str, str]:
+    metadata = pod.get("metadata") or {}
+    annotations: Mapping[str, str] = metadata.get("annotations") or {}
+    return annotations
+
+
+def parse_skip_containers(value: str) -> tuple[frozenset[str], str | None]:
+    """Container names from a CSV record (quoting allowed); a broken record skips none."""
+    try:
+        record = next(csv.reader([value.split("\n", 1)[0]], strict=True), [])
+    except csv.Error as exc:
+        return frozenset(), f"skip-containers {value!r} is not a valid CSV list ({exc}); no container skipped"
+    return frozenset(record), None
+
+
+def resolve_pod_identity(
+    pod: JsonObject,
+    *,
+    service_account: ServiceAccountIdentity | None,
+    config_map: ServiceAccountIdentity | None,
+    container_credentials: ContainerCredentials | None,
+    annotation_prefix: str,
+    mount_path: str,
+    region: str,
+    rng: Random,
+) -> Resolution:
+    """Decide the pod's identity. `container_credentials` is given only for a listed ServiceAccount."""
+    warnings: list[str] = []
+    if container_credentials is not None:
+        common = service_account or config_map
+        if common is not None:
+            regional, expiration = common.regional_sts, common.token_expiration
+            warnings.extend(common.warnings)
+        else:
+            regional, expiration = False, DEFAULT_TOKEN_EXPIRATION_SECONDS
+        expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings)
+        if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
+            # Spread token refreshes of many pods, as upstream does for the default lifetime.
+            expiration = rng.randint(JITTER_MIN_TOKEN_EXPIRATION_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS)
+        identity = PodIdentity(
+            mode=Mode.CONTAINER_CREDENTIALS,
+            role_arn="",
+            full_uri=container_credentials.full_uri,
+            audience=container_credentials.audience,
+            mount_path=container_credentials.mount_path,
+            volume_name=container_credentials.volume_name,
+            token_path=container_credentials.token_path,
+            token_expiration=expiration,
+            regional_sts=regional,
+            region=region,
+            skip_containers=skip,
+        )
+        return Resolution(identity, tuple(warnings))
+
+    chosen = service_account if service_account is not None and service_account.role_arn else config_map
+    if chosen is None or not chosen.role_arn:
+        return Resolution(None, ())
+    warnings.extend(chosen.warnings)
+    expiration, skip = _pod_overrides(pod, chosen.token_expiration, annotation_prefix, warnings)
+    identity = PodIdentity(
+        mode=Mode.STS_WEB_IDENTITY,
+        role_arn=chosen.role_arn,
+        full_uri="",
+        audience=chosen.audience,
+        mount_path=mount_path,
+        volume_name=WEB_IDENTITY_VOLUME_NAME,
+        token_path=WEB_IDENTITY_TOKEN_PATH,
+        token_expiration=expiration,
+        regional_sts=chosen.regional_sts,
+        region=region,
+        skip_containers=skip,
+    )
+    return Resolution(identity, tuple(warnings))
+
+
+def _pod_overrides(
+    pod: JsonObject, expiration: int, prefix: str, warnings: list[str]
+) -> tuple[int, frozenset[str]]:
+    annotations = pod_annotations(pod)
+    raw = annotations.get(f"{prefix}/{TOKEN_EXPIRATION}")
+    if raw is not None:
+        seconds, warning = parse_expiration(raw, what=f"pod annotation {prefix}/{TOKEN_EXPIRATION}")
+        if seconds is not None:
+            expiration = seconds
+        if warning:
+            warnings.append(warning)
+    skip: frozenset[str] = frozenset()
+    raw_skip = annotations.get(f"{prefix}/{SKIP_CONTAINERS}")
+    if raw_skip is not None:
+        skip, warning = parse_skip_containers(raw_skip)
+        if warning:
+            warnings.append(f"pod annotation {prefix}/{warning}")
+    return expiration, skip

@@ -1,0 +1,72 @@
+"""Checks that the parts of a pod the core reads have the types a Pod has.
+
+kube-apiserver only sends valid pods, but a webhook must answer anything with a clear
+message instead of a crash: this names the first field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhook.types import JsonObject
+
+
+class InvalidPod(ValueError):
+    def __init__(self, path: str, expected: str) -> None:
+        self.path = path
+        self.expected = expected
+        super().__init__(f"{path} must be {expected}")
+
+
+def _check_map_of_strings(value: Any, path: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise InvalidPod(path, "an object of strings")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise InvalidPod(f"{path}[{key!r}]", "a string")
+
+
+def _check_named_list(value: Any, path: str, *, name_required: bool) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise InvalidPod(path, "a list")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidPod(f"{path}[{index}]", "an object")
+        name = item.get("name")
+        if not isinstance(name, str) and (name_required or name is not None):
+            raise InvalidPod(f"{path}[{index}].name", "a string")
+
+
+def check_pod(pod: Any, path: str = "request.object") -> JsonObject:
+    """Return the pod unchanged when its shape is usable, else raise InvalidPod."""
+    if not isinstance(pod, dict):
+        raise InvalidPod(path, "an object (a Pod)")
+    metadata = pod.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise InvalidPod(f"{path}.metadata", "an object")
+        _check_map_of_strings(metadata.get("annotations"), f"{path}.metadata.annotations")
+        _check_map_of_strings(metadata.get("labels"), f"{path}.metadata.labels")
+        for key in ("name", "generateName", "namespace"):
+            if metadata.get(key) is not None and not isinstance(metadata[key], str):
+                raise InvalidPod(f"{path}.metadata.{key}", "a string")
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        raise InvalidPod(f"{path}.spec", "an object (the pod spec)")
+    account = spec.get("serviceAccountName")
+    if account is not None and not isinstance(account, str):
+        raise InvalidPod(f"{path}.spec.serviceAccountName", "a string")
+    _check_map_of_strings(spec.get("nodeSelector"), f"{path}.spec.nodeSelector")
+    _check_named_list(spec.get("volumes"), f"{path}.spec.volumes", name_required=False)
+    for list_name in ("initContainers", "containers"):
+        containers = spec.get(list_name)
+        _check_named_list(containers, f"{path}.spec.{list_name}", name_required=True)
+        for index, container in enumerate(containers or ()):
+            where = f"{path}.spec.{list_name}[{index}]"
+            _check_named_list(container.get("env"), f"{where}.env", name_required=True)
+            _check_named_list(container.get("volumeMounts"), f"{where}.volumeMounts", name_required=True)
+    return pod

@@ -1,0 +1,110 @@
+"""The /mutate hot path as a plain ASGI app: no dependency injection, no request models.
+
+kube-apiserver calls this for every pod it creates, so the framework's per-request machinery
+is skipped here (issue 9 measures it); FastAPI serves everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.server.codec import BadRequest, Review, decode_review, errored, patched
+from webhook.types import PatchOp
+
+logger = logging.getLogger("webhook.admission")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    ops: list[PatchOp]
+    warnings: tuple[str, ...]
+    outcome: str  # for logs and metrics: mutated, already present, no role, not found, ...
+    detail: str = ""  # e.g. the ServiceAccount or the Fargate profile
+
+
+Decide = Callable[[Review], Awaitable[Decision]]
+Observe = Callable[[str, int, float, Review | None, Decision | None], None]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class AdmissionEndpoint:
+    """POST an AdmissionReview, get one back. Checks in a fixed order:
+    method 405, body size 413, content type 415, decoding 400, then the decision."""
+
+    def __init__(self, path: str, decide: Decide, *, max_body_bytes: int, observe: Observe) -> None:
+        self.path = path
+        self._decide = decide
+        self._max_body_bytes = max_body_bytes
+        self._observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        review: Review | None = None
+        decision: Decision | None = None
+        body = b""
+        try:
+            if scope["method"] != "POST":
+                raise BadRequest(405, f"{scope['method']} is not allowed; POST an AdmissionReview")
+            body = await self._read_body(scope, receive)
+            content_type = _header(scope, b"content-type").split(b";", 1)[0].strip().lower()
+            if content_type != b"application/json":
+                raise BadRequest(
+                    415,
+                    f"Content-Type {content_type.decode('latin-1')!r} is not supported; "
+                    "expected application/json",
+                )
+            review = decode_review(body)
+            decision = await self._decide(review)
+            status, payload = 200, patched(review, decision.ops, decision.warnings)
+        except BadRequest as exc:
+            status, payload = exc.status, errored(exc.status, exc.message, body=body)
+            logger.warning("rejected %s request: %s", self.path, exc.message)
+        except Exception:
+            # Never a traceback to the client; the log has it.
+            logger.exception("internal error answering %s", self.path)
+            status, payload = 500, errored(500, "internal error; see the webhook's log", body=body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        self._observe(self.path, status, time.perf_counter() - started, review, decision)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise BadRequest(413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest(400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise BadRequest(413, f"body is over the limit of {self._max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return b""

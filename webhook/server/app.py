@@ -1,0 +1,113 @@
+"""The ASGI apps: the HTTPS webhook app and the plain-HTTP metrics app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webhook import __version__
+from webhook.server.admission import (
+    AdmissionEndpoint,
+    Decision,
+    Receive,
+    Scope,
+    Send,
+)
+from webhook.server.codec import Review
+from webhook.server.service import WebhookService
+
+logger = logging.getLogger("webhook.admission")
+
+MUTATE_PATH = "/mutate"
+
+
+def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
+    @api.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    @api.get("/readyz", response_class=PlainTextResponse)
+    async def readyz() -> Response:
+        reasons = service.readiness()
+        if reasons:
+            return PlainTextResponse("not ready: " + "; ".join(reasons) + "\n", status_code=503)
+        return PlainTextResponse("ok")
+
+
+def _observer(service: WebhookService):  # type: ignore[no-untyped-def]
+    metrics = service.metrics
+
+    def observe(path: str, status: int, seconds: float, review: Review | None, decision: Decision | None) -> None:
+        metrics.observe_request("POST", path, status, seconds)
+        if review is None or decision is None:
+            return
+        pod = review.pod or {}
+        metadata = pod.get("metadata") or {}
+        name = metadata.get("name") or metadata.get("generateName") or "-"
+        logger.info(
+            "admission path=%s uid=%s namespace=%s pod=%s serviceaccount=%s outcome=%s latency_ms=%.2f",
+            path,
+            review.uid,
+            review.namespace,
+            name,
+            decision.detail or "-",
+            decision.outcome,
+            seconds * 1000,
+            extra={
+                "path": path,
+                "uid": review.uid,
+                "namespace": review.namespace,
+                "pod": name,
+                "serviceaccount": decision.detail,
+                "outcome": decision.outcome,
+                "latency_ms": round(seconds * 1000, 3),
+            },
+        )
+
+    return observe
+
+
+class WebhookApp:
+    """Admission paths go straight to their endpoint; everything else to FastAPI."""
+
+    def __init__(self, service: WebhookService) -> None:
+        self.service = service
+        self.api = FastAPI(
+            title="pod-identity-webhook",
+            version=__version__,
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+        )
+        _add_health_routes(self.api, service)
+        observe = _observer(service)
+        self.endpoints: dict[str, AdmissionEndpoint] = {
+            MUTATE_PATH: AdmissionEndpoint(
+                MUTATE_PATH,
+                service.decide_identity,
+                max_body_bytes=service.settings.max_request_bytes,
+                observe=observe,
+            ),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+
+def build_metrics_app(service: WebhookService) -> FastAPI:
+    api = FastAPI(title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    _add_health_routes(api, service)
+
+    @api.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api

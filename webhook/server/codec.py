@@ -1,0 +1,146 @@
+"""AdmissionReview decoding and encoding. Response bodies are built only here."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from webhook.mutation.shape import InvalidPod, check_pod
+from webhook.types import JsonObject, PatchOp
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+# kube-apiserver shows warnings to users; it truncates long ones, so keep them readable.
+MAX_WARNING_CHARS = 256
+MAX_JSON_DEPTH = 64
+
+
+class BadRequest(Exception):
+    """Anything wrong with the incoming review; the server answers it with `status`."""
+
+    def __init__(self, status: int = 400, message: str | None = None) -> None:
+        self.status = status
+        self.message = message or HTTPStatus(status).phrase
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"BadRequest(status={self.status!r}, message={self.message!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    api_version: str
+    kind: str
+    uid: str
+    namespace: str
+    operation: str
+    pod: JsonObject | None  # None when the object is not a Pod or the operation is not CREATE
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return True
+
+
+def decode_review(body: bytes) -> Review:
+    if not body:
+        raise BadRequest(400, "empty body; expected an AdmissionReview")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BadRequest(400, "body is not a JSON object; expected an AdmissionReview")
+    api_version = document.get("apiVersion")
+    kind = document.get("kind")
+    if kind != "AdmissionReview" or api_version not in API_VERSIONS:
+        raise BadRequest(
+            400,
+            f"body is apiVersion={api_version!r} kind={kind!r}; expected kind AdmissionReview "
+            f"of {' or '.join(API_VERSIONS)}",
+        )
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest(400, "request is missing; expected the AdmissionReview's request object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadRequest(400, "request.uid is missing; expected a string")
+    namespace = request.get("namespace") or ""
+    if not isinstance(namespace, str):
+        raise BadRequest(400, "request.namespace must be a string")
+    operation = request.get("operation") or "CREATE"
+    if not isinstance(operation, str):
+        raise BadRequest(400, "request.operation must be a string")
+    if not _depth_ok(request, MAX_JSON_DEPTH):
+        raise BadRequest(400, f"request is nested deeper than {MAX_JSON_DEPTH} levels")
+    obj = request.get("object")
+    if not _is_pod(request, obj) or operation != "CREATE":
+        return Review(api_version, kind, uid, namespace, operation, None)
+    if obj is None:
+        raise BadRequest(400, "request.object is missing; expected a Pod")
+    try:
+        pod = check_pod(obj)
+    except InvalidPod as exc:
+        raise BadRequest(400, str(exc)) from exc
+    if not namespace:
+        namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    if not namespace:
+        raise BadRequest(400, "request.namespace is missing; expected the pod's namespace")
+    return Review(api_version, kind, uid, namespace, operation, pod)
+
+
+def _is_pod(request: JsonObject, obj: Any) -> bool:
+    for kind in (request.get("kind"), request.get("requestKind")):
+        if isinstance(kind, dict):
+            return kind.get("kind") == "Pod" and kind.get("group", "") in ("", None)
+    return not isinstance(obj, dict) or obj.get("kind", "Pod") == "Pod"
+
+
+def _envelope(api_version: str, kind: str, response: JsonObject) -> bytes:
+    return orjson.dumps({"apiVersion": api_version, "kind": kind, "response": response})
+
+
+def allowed(review: Review, warnings: tuple[str, ...] = ()) -> bytes:
+    return patched(review, [], warnings)
+
+
+def patched(review: Review, ops: list[PatchOp], warnings: tuple[str, ...] = ()) -> bytes:
+    """allowed: true, with patch and patchType only when there is a change, warnings only when any."""
+    response: JsonObject = {"uid": review.uid, "allowed": True}
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
+    if warnings:
+        response["warnings"] = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings]
+    return _envelope(review.api_version, review.kind, response)
+
+
+def errored(status: int, message: str, *, body: bytes = b"") -> bytes:
+    """A failure in AdmissionReview form, echoing what can be read of the request."""
+    api_version, uid = API_VERSIONS[0], ""
+    try:
+        document = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        if document.get("apiVersion") in API_VERSIONS:
+            api_version = document["apiVersion"]
+        request = document.get("request")
+        if isinstance(request, dict) and isinstance(request.get("uid"), str):
+            uid = request["uid"]
+    response = {"uid": uid, "allowed": False, "status": {"code": status, "message": message}}
+    return _envelope(api_version, "AdmissionReview", response)

@@ -1,0 +1,96 @@
+"""Prometheus metrics. Names that upstream has keep upstream's name, so dashboards carry over."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+
+# upstream: prometheus.ExponentialBuckets(125000, 2.0, 7), in microseconds
+_UPSTREAM_LATENCY_BUCKETS_US = tuple(125000.0 * 2**i for i in range(7))
+
+
+class Metrics:
+    """One registry per server, so tests can run several servers in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_count = Counter(
+            "http_request_count",
+            "Counter of requests broken out for each verb, path, and response code.",
+            ["verb", "path", "code"],
+            registry=r,
+        )
+        self.request_latencies = Histogram(
+            "http_request_latencies",
+            "Response latency distribution in microseconds for each verb and path",
+            ["verb", "path"],
+            buckets=_UPSTREAM_LATENCY_BUCKETS_US,
+            registry=r,
+        )
+        self.request_duration = Summary(
+            "http_request_duration_microseconds",
+            "Response latency summary in microseconds for each verb and path.",
+            ["verb", "path"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "pod_identity_webhook_request_duration_seconds",
+            "Admission request latency in seconds by path and status code.",
+            ["path", "code"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.pod_count = Counter(
+            "pod_identity_webhook_pod_count",
+            "Indicator to how many pods are using sts web identity or container credentials",
+            ["method"],
+            registry=r,
+        )
+        self.missing_sa = Counter(
+            "pod_identity_webhook_missing_sa_count",
+            "Service account did not have the right annotations or was not found in the cache.",
+            registry=r,
+        )
+        self.used = Gauge(
+            "pod_identity_webhook_used",
+            "Indicator to know pod identity webhook is used",
+            registry=r,
+        )
+        self.fargate_scheduled = Counter(
+            "pod_identity_webhook_fargate_pods_scheduled",
+            "Pods handed to the Fargate scheduler, by Fargate profile.",
+            ["profile"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "pod_identity_webhook_config_reloads",
+            "Configuration reloads by source and result (success or failure).",
+            ["source", "result"],
+            registry=r,
+        )
+        self.cache_size = Gauge(
+            "pod_identity_webhook_serviceaccount_cache_size",
+            "ServiceAccounts held in the cache.",
+            registry=r,
+        )
+        self.watch_restarts = Counter(
+            "pod_identity_webhook_watch_restarts",
+            "Kubernetes watches restarted, by resource and reason.",
+            ["resource", "reason"],
+            registry=r,
+        )
+        self.certificate_expiry = Gauge(
+            "pod_identity_webhook_certificate_expiry_timestamp_seconds",
+            "Expiry time of the serving certificate, in seconds since the epoch.",
+            registry=r,
+        )
+
+    def observe_request(self, verb: str, path: str, code: int, seconds: float) -> None:
+        microseconds = seconds * 1e6
+        self.request_count.labels(verb, path, str(code)).inc()
+        self.request_latencies.labels(verb, path).observe(microseconds)
+        self.request_duration.labels(verb, path).observe(microseconds)
+        self.request_seconds.labels(path, str(code)).observe(seconds)
+
+    def config_reloaded(self, source: str, success: bool) -> None:
+        self.config_reloads.labels(source, "success" if success else "failure").inc()

@@ -1,0 +1,96 @@
+"""Run the HTTPS webhook server and the plain-HTTP metrics server in one event loop.
+
+SIGTERM (or SIGINT) stops both from accepting, lets in-flight requests finish within
+--shutdown-grace-period, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from webhook.server.app import WebhookApp, build_metrics_app
+from webhook.server.service import WebhookService
+from webhook.server.tls import CertificateReloader, build_server_context
+from webhook.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the runner (two servers share one)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.bind_address,
+        port=port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(int(round(settings.shutdown_grace_period)), 1),
+        timeout_keep_alive=30,
+        **extra,
+    )
+
+
+async def run_servers(service: WebhookService) -> None:
+    settings = service.settings
+    context = build_server_context(settings)
+    reloader = CertificateReloader(
+        context,
+        settings.tls_cert,
+        settings.tls_key,
+        on_reload=lambda ok: service.metrics.config_reloaded("tls", ok),
+        on_expiry=service.metrics.certificate_expiry.set,
+    )
+    webhook = _Server(
+        _config(
+            WebhookApp(service),
+            settings,
+            settings.port,
+            ssl_context_factory=lambda _config, _default: context,
+        )
+    )
+    metrics = _Server(_config(build_metrics_app(service), settings, settings.metrics_port))
+    servers = (webhook, metrics)
+
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: int) -> None:
+        logger.info("received %s: finishing in-flight requests, then exiting", signal.Signals(signum).name)
+        for server in servers:
+            server.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    await service.start()
+    reload_task = asyncio.create_task(reloader.watch())
+    try:
+        logger.info(
+            "serving admission on https://%s:%d and metrics on http://%s:%d",
+            settings.bind_address,
+            settings.port,
+            settings.bind_address,
+            settings.metrics_port,
+        )
+        await asyncio.gather(webhook.serve(), metrics.serve())
+        if not webhook.started or not metrics.started:
+            raise OSError("a server could not start (is the port in use?); see the log above")
+    finally:
+        reload_task.cancel()
+        await service.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

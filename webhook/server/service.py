@@ -1,0 +1,117 @@
+"""The running webhook: its sources, its mutator and its metrics, wired from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from random import Random
+from typing import Any
+
+from webhook.mutation.identity import IdentityDefaults
+from webhook.mutator import Outcome, PodMutator, identity_defaults
+from webhook.server.admission import Decision
+from webhook.server.codec import Review
+from webhook.server.metrics import Metrics
+from webhook.settings import Settings
+from webhook.sources.containercredentials import parse_container_credentials
+from webhook.sources.errors import ConfigError
+from webhook.sources.filewatch import WatchedFile
+from webhook.sources.serviceaccountfile import parse_service_accounts
+from webhook.sources.store import ServiceAccountStore
+
+logger = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], str]  # "" when ready, else why not
+
+
+class StartupError(RuntimeError):
+    """The webhook cannot start as configured; the message says what to fix."""
+
+
+class WebhookService:
+    def __init__(self, settings: Settings, *, rng: Random | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = ServiceAccountStore()
+        self.defaults: IdentityDefaults = identity_defaults(settings)
+        self.mutator = PodMutator(settings, self.store, rng=rng)
+        self.watched_files: list[WatchedFile] = []
+        self.readiness_checks: list[ReadinessCheck] = [self._store_ready]
+        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def load_sources(self) -> None:
+        """Read every configured source once; a bad file fails start-up naming file, field, reason."""
+        s = self.settings
+        if s.service_accounts_file is not None:
+            self._watch(s.service_accounts_file, self._load_service_accounts, name="serviceaccounts")
+        else:
+            raise StartupError(
+                "no ServiceAccount source: pass --service-accounts-file PATH "
+                "(a YAML file of ServiceAccounts)"
+            )
+        if s.watch_container_credentials_config is not None:
+            self._watch(
+                s.watch_container_credentials_config,
+                self._load_container_credentials,
+                name="container-credentials",
+            )
+
+    def _watch(self, path: Any, load: Callable[[bytes], None], *, name: str) -> None:
+        watched = WatchedFile(path, load, name=name, on_reload=self.metrics.config_reloaded)
+        try:
+            watched.load_now()
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from exc
+        self.metrics.config_reloaded(name, True)
+        self.watched_files.append(watched)
+        self._background.append(watched.watch)
+
+    def _load_service_accounts(self, content: bytes) -> None:
+        path = self.settings.service_accounts_file
+        assert path is not None
+        entries = parse_service_accounts(content, self.defaults, source=path)
+        self.store.replace_all(entries)
+        self.metrics.cache_size.set(len(entries))
+        if any(identity.role_arn for identity in entries.values()):
+            self.metrics.used.set(1)
+        logger.info("loaded %d ServiceAccounts from %s", len(entries), path)
+
+    def _load_container_credentials(self, content: bytes) -> None:
+        path = self.settings.watch_container_credentials_config
+        assert path is not None
+        keys = parse_container_credentials(content, source=path)
+        self.mutator.container_credentials_keys = keys
+        logger.info("container credentials apply to %d ServiceAccounts (from %s)", len(keys), path)
+
+    async def start(self) -> None:
+        for run in self._background:
+            self._tasks.append(asyncio.create_task(run()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _store_ready(self) -> str:
+        return "" if self.store.loaded else self.store.not_ready_reason
+
+    def readiness(self) -> list[str]:
+        """Why the webhook is not ready; empty when it is."""
+        return [reason for check in self.readiness_checks if (reason := check())]
+
+    async def decide_identity(self, review: Review) -> Decision:
+        if review.pod is None:
+            return Decision([], (), "not a pod")
+        result = await self.mutator.mutate(review.pod, review.namespace)
+        if result.mode is not None and result.ops:
+            self.metrics.pod_count.labels(result.mode.value).inc()
+        if result.outcome is Outcome.NOT_FOUND:
+            self.metrics.missing_sa.inc()
+        return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)

@@ -1,0 +1,191 @@
+"""Serving TLS: the SSL context from flags, and hot reload of the certificate pair.
+
+cert-manager and kubelet rotate a mounted Secret by swapping a symlink and send no event, so
+the pair is re-read on an interval and compared by content hash (as kopf does). A new pair is
+first loaded into a scratch context: a half-written or mismatched pair is rejected and the old
+one stays. Loading into the live context changes what new handshakes present; connections
+already open keep theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+
+from webhook.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+RELOAD_INTERVAL_SECONDS = 2.0
+
+# Go/IANA cipher suite names (upstream's --tls-cipher-suites) to OpenSSL names.
+GO_CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+}
+# TLS 1.3 suites cannot be turned off (nor can they in Go); naming them is accepted.
+TLS13_SUITES = frozenset(("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"))
+_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def openssl_ciphers(names: tuple[str, ...]) -> str:
+    """The OpenSSL cipher string for Go suite names; SettingsError naming an unknown one."""
+    chosen: list[str] = []
+    for name in names:
+        if name in TLS13_SUITES:
+            continue
+        openssl_name = GO_CIPHER_SUITES.get(name)
+        if openssl_name is None:
+            raise SettingsError(
+                "--tls-cipher-suites",
+                name,
+                "a Go cipher suite name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            )
+        chosen.append(openssl_name)
+    return ":".join(chosen)
+
+
+def read_pair(cert: Path, key: Path) -> tuple[bytes, bytes]:
+    return cert.read_bytes(), key.read_bytes()
+
+
+def certificate_expiry(cert_pem: bytes) -> float:
+    """Expiry of the first (leaf) certificate in a PEM chain, in seconds since the epoch."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
+
+
+def build_server_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
+    if settings.tls_cipher_suites:
+        ciphers = openssl_ciphers(settings.tls_cipher_suites)
+        if ciphers:
+            try:
+                context.set_ciphers(ciphers)
+            except ssl.SSLError as exc:
+                raise SettingsError(
+                    "--tls-cipher-suites",
+                    ",".join(settings.tls_cipher_suites),
+                    "suites this OpenSSL build supports",
+                ) from exc
+    if settings.client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.client_ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError("--client-ca-file", str(settings.client_ca_file), f"a readable PEM CA bundle ({exc})") from exc
+        context.verify_mode = ssl.CERT_REQUIRED
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    except FileNotFoundError as exc:
+        raise SettingsError("--tls-cert/--tls-key", f"{settings.tls_cert}, {settings.tls_key}", f"existing PEM files ({exc.strerror}: {exc.filename})") from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError("--tls-cert/--tls-key", f"{settings.tls_cert}, {settings.tls_key}", f"a PEM certificate and its matching private key ({exc})") from exc
+    return context
+
+
+class CertificateReloader:
+    """Re-reads --tls-cert/--tls-key and swaps them into the live context when they change."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        cert: Path,
+        key: Path,
+        *,
+        on_reload: Callable[[bool], None] | None = None,
+        on_expiry: Callable[[float], None] | None = None,
+    ) -> None:
+        self.context = context
+        self.cert = cert
+        self.key = key
+        self._on_reload = on_reload
+        self._on_expiry = on_expiry
+        self._digest = self._current_digest()
+        self._rejected: bytes | None = None
+        self._report_expiry()
+
+    def _read(self) -> tuple[bytes, bytes, bytes] | None:
+        try:
+            cert, key = read_pair(self.cert, self.key)
+        except OSError:
+            return None
+        return cert, key, hashlib.sha256(cert + b"\0" + key).digest()
+
+    def _current_digest(self) -> bytes | None:
+        found = self._read()
+        return found[2] if found else None
+
+    def _report_expiry(self, cert_pem: bytes | None = None) -> None:
+        if self._on_expiry is None:
+            return
+        try:
+            self._on_expiry(certificate_expiry(cert_pem or self.cert.read_bytes()))
+        except (OSError, ValueError):
+            pass
+
+    def poll(self) -> bool:
+        found = self._read()
+        if found is None:
+            return False
+        cert, key, digest = found
+        if digest == self._digest or digest == self._rejected:
+            return False
+        # Load the very bytes that were read, from a private copy, so a file that changes
+        # again mid-reload can never leave the live context with a cert and a foreign key.
+        with tempfile.TemporaryDirectory(prefix="webhook-tls-") as directory:
+            cert_copy, key_copy = Path(directory, "tls.crt"), Path(directory, "tls.key")
+            cert_copy.write_bytes(cert)
+            key_copy.touch(mode=0o600)
+            key_copy.write_bytes(key)
+            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                scratch.load_cert_chain(str(cert_copy), str(key_copy))
+            except (OSError, ssl.SSLError) as exc:
+                # half-written or mismatched pair: keep serving the old one
+                self._rejected = digest
+                logger.error(
+                    "rejected new TLS pair %s / %s, keeping the old one: %s", self.cert, self.key, exc
+                )
+                if self._on_reload:
+                    self._on_reload(False)
+                return False
+            self.context.load_cert_chain(str(cert_copy), str(key_copy))
+        self._digest = digest
+        self._rejected = None
+        logger.info("reloaded TLS certificate %s", self.cert)
+        self._report_expiry(cert)
+        if self._on_reload:
+            self._on_reload(True)
+        return True
+
+    async def watch(self, interval: float = RELOAD_INTERVAL_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.poll()

@@ -1,0 +1,74 @@
+"""ServiceAccounts from a YAML file: one object, a multi-document stream, or a v1 List."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.sources.errors import ConfigError
+from webhook.sources.identities import identity_of_service_account
+from webhook.sources.store import key_of
+
+_LIST_KINDS = ("List", "ServiceAccountList")
+
+
+def parse_service_accounts(
+    content: bytes, defaults: IdentityDefaults, *, source: str | Path
+) -> dict[str, ServiceAccountIdentity]:
+    try:
+        documents = list(yaml.safe_load_all(content))
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"not valid YAML: {exc}") from exc
+    entries: dict[str, ServiceAccountIdentity] = {}
+    for doc_index, document in enumerate(documents):
+        if document is None:
+            continue
+        where = f"document {doc_index + 1}"
+        if not isinstance(document, dict):
+            raise ConfigError(source, where, "expected a ServiceAccount or a List of them")
+        kind = document.get("kind")
+        if kind in _LIST_KINDS:
+            items = document.get("items") or []
+            if not isinstance(items, list):
+                raise ConfigError(source, f"{where}.items", "expected a list")
+            for item_index, item in enumerate(items):
+                _add(entries, item, defaults, source, f"{where}.items[{item_index}]")
+        else:
+            _add(entries, document, defaults, source, where)
+    return entries
+
+
+def _add(
+    entries: dict[str, ServiceAccountIdentity],
+    obj: Any,
+    defaults: IdentityDefaults,
+    source: str | Path,
+    where: str,
+) -> None:
+    if not isinstance(obj, dict) or obj.get("kind") != "ServiceAccount":
+        kind = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
+        raise ConfigError(source, f"{where}.kind", f"expected ServiceAccount, found {kind!r}")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        raise ConfigError(source, f"{where}.metadata", "missing; a ServiceAccount needs a name")
+    name = metadata.get("name")
+    namespace = metadata.get("namespace", "default")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(source, f"{where}.metadata.name", "missing or not a string")
+    if not isinstance(namespace, str) or not namespace:
+        raise ConfigError(source, f"{where}.metadata.namespace", "not a string")
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        raise ConfigError(
+            source,
+            f"{where}.metadata.annotations",
+            "expected a mapping of strings to strings (quote values such as \"true\" and \"3600\")",
+        )
+    entries[key_of(namespace, name)] = identity_of_service_account(
+        namespace, name, annotations, defaults
+    )

@@ -1,0 +1,137 @@
+"""Run the real `pod-identity-webhook serve` in a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from webhook.certs import issue
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    directory: Path
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def write_certs(directory: Path, *, days: int = 30) -> CertFiles:
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = issue(
+        common_name="localhost",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        days=days,
+        ca_days=days,
+    )
+    files = CertFiles(directory, directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+    files.ca.write_bytes(pem.ca_cert)
+    files.cert.write_bytes(pem.cert)
+    files.key.write_bytes(pem.key)
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningWebhook:
+    process: subprocess.Popen[bytes]
+    url: str  # https://127.0.0.1:PORT
+    metrics_url: str  # http://127.0.0.1:PORT
+    certs: CertFiles
+    log_path: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.certs.ca))
+        return httpx.Client(base_url=self.url, verify=context, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def run_webhook(
+    tmp_path: Path,
+    *args: str,
+    certs: CertFiles | None = None,
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningWebhook]:
+    """Start the server with `args` added to TLS and port flags; stop it with SIGTERM after."""
+    certs = certs or write_certs(tmp_path / "certs")
+    port, metrics_port = free_port(), free_port()
+    log_path = tmp_path / f"webhook-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "webhook",
+        "serve",
+        "--bind-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--tls-cert",
+        str(certs.cert),
+        "--tls-key",
+        str(certs.key),
+        *args,
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    running = RunningWebhook(
+        process, f"https://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", certs, log_path
+    )
+    try:
+        _wait_listening(running, ready=wait_ready)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_listening(running: RunningWebhook, *, ready: bool, timeout: float = 30) -> None:
+    path = "/readyz" if ready else "/healthz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.process.poll() is not None:
+            raise RuntimeError(f"webhook exited with {running.process.returncode}:\n{running.log()}")
+        try:
+            if httpx.get(running.metrics_url + path, timeout=1).status_code == 200:
+                with running.client() as client:
+                    client.get("/healthz")
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"webhook did not become {'ready' if ready else 'live'}:\n{running.log()}")

@@ -31,8 +31,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check webhook tests benchmarks
-	$(BIN)/ruff format --check webhook tests benchmarks
+	$(BIN)/ruff check webhook tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check webhook tests $(wildcard benchmarks)
 	$(BIN)/mypy
 
 bench: $(STAMP)

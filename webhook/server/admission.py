@@ -10,17 +10,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from webhook.server.codec import BadRequest, Review, decode_review, errored, patched
 from webhook.types import PatchOp
 
 logger = logging.getLogger("webhook.admission")
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +82,9 @@ class AdmissionEndpoint:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self._max_body_bytes:
-            raise BadRequest(413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}")
+            raise BadRequest(
+                413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}"
+            )
         chunks: list[bytes] = []
         size = 0
         while True:

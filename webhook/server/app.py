@@ -7,15 +7,10 @@ import logging
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
-from webhook.server.admission import (
-    AdmissionEndpoint,
-    Decision,
-    Receive,
-    Scope,
-    Send,
-)
+from webhook.server.admission import AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
 from webhook.server.service import WebhookService
 
@@ -37,10 +32,12 @@ def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
         return PlainTextResponse("ok")
 
 
-def _observer(service: WebhookService):  # type: ignore[no-untyped-def]
+def _observer(service: WebhookService) -> Observe:
     metrics = service.metrics
 
-    def observe(path: str, status: int, seconds: float, review: Review | None, decision: Decision | None) -> None:
+    def observe(
+        path: str, status: int, seconds: float, review: Review | None, decision: Decision | None
+    ) -> None:
         metrics.observe_request("POST", path, status, seconds)
         if review is None or decision is None:
             return
@@ -103,7 +100,9 @@ class WebhookApp:
 
 
 def build_metrics_app(service: WebhookService) -> FastAPI:
-    api = FastAPI(title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(
+        title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None
+    )
     _add_health_routes(api, service)
 
     @api.get("/metrics")

@@ -20,7 +20,9 @@ def parse_container_credentials(content: bytes, *, source: str | Path) -> frozen
         raise ConfigError(source, "", f"not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise ConfigError(source, "", 'expected an object {"identities": [...]}')
-    identities = document.get("identities") or []
+    identities = document.get("identities")
+    if identities is None:
+        identities = []
     if not isinstance(identities, list):
         raise ConfigError(source, "identities", "expected a list")
     keys: set[str] = set()

@@ -31,7 +31,9 @@ def parse_service_accounts(
             raise ConfigError(source, where, "expected a ServiceAccount or a List of them")
         kind = document.get("kind")
         if kind in _LIST_KINDS:
-            items = document.get("items") or []
+            items = document.get("items")
+            if items is None:
+                items = []
             if not isinstance(items, list):
                 raise ConfigError(source, f"{where}.items", "expected a list")
             for item_index, item in enumerate(items):
@@ -67,7 +69,7 @@ def _add(
         raise ConfigError(
             source,
             f"{where}.metadata.annotations",
-            "expected a mapping of strings to strings (quote values such as \"true\" and \"3600\")",
+            'expected a mapping of strings to strings (quote values such as "true" and "3600")',
         )
     entries[key_of(namespace, name)] = identity_of_service_account(
         namespace, name, annotations, defaults

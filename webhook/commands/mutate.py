@@ -145,11 +145,7 @@ def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutato
     entries = {}
     if settings.service_accounts_file is not None:
         path = settings.service_accounts_file
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        entries.update(parse_service_accounts(content, defaults, source=path))
+        entries.update(parse_service_accounts(_read(path), defaults, source=path))
     inline = [doc for doc in documents if doc.get("kind") == "ServiceAccount"]
     if inline:
         entries.update(
@@ -160,9 +156,12 @@ def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutato
     mutator = PodMutator(settings, store)
     if settings.watch_container_credentials_config is not None:
         path = settings.watch_container_credentials_config
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        mutator.container_credentials_keys = parse_container_credentials(content, source=path)
+        mutator.container_credentials_keys = parse_container_credentials(_read(path), source=path)
     return mutator
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc

@@ -10,10 +10,17 @@ from tests.conftest import ROOT
 from tests.support.server import CertFiles, run_webhook
 
 
-def test_example_review_is_mutated_through_real_https_server(tmp_path: Path, cert_files: CertFiles) -> None:
+def test_example_review_is_mutated_through_real_https_server(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
     body = (ROOT / "examples" / "admissionreview.json").read_bytes()
     with (
-        run_webhook(tmp_path, "--service-accounts-file", str(ROOT / "examples" / "serviceaccounts.yaml"), certs=cert_files) as webhook,
+        run_webhook(
+            tmp_path,
+            "--service-accounts-file",
+            str(ROOT / "examples" / "serviceaccounts.yaml"),
+            certs=cert_files,
+        ) as webhook,
         webhook.client() as client,
     ):
         answer = client.post("/mutate", content=body, headers={"Content-Type": "application/json"})

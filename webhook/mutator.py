@@ -35,7 +35,9 @@ class MutationResult:
     service_account: str
 
 
-def identity_defaults(settings: Settings, *, account_id: str = "", partition: str = "") -> IdentityDefaults:
+def identity_defaults(
+    settings: Settings, *, account_id: str = "", partition: str = ""
+) -> IdentityDefaults:
     return IdentityDefaults(
         annotation_prefix=settings.annotation_prefix,
         audience=settings.token_audience,

@@ -301,7 +301,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _validate(s: Settings) -> None:
     if not s.annotation_prefix or "/" in s.annotation_prefix:
-        raise SettingsError("--annotation-prefix", s.annotation_prefix, "a DNS domain such as eks.amazonaws.com")
+        raise SettingsError(
+            "--annotation-prefix", s.annotation_prefix, "a DNS domain such as eks.amazonaws.com"
+        )
     if not s.token_mount_path.startswith("/"):
         raise SettingsError("--token-mount-path", s.token_mount_path, "an absolute path")
     if not s.container_credentials_token_mount_path.startswith("/"):
@@ -311,7 +313,9 @@ def _validate(s: Settings) -> None:
             "an absolute path",
         )
     if s.token_expiration <= 0:
-        raise SettingsError("--token-expiration", s.token_expiration, "a positive number of seconds")
+        raise SettingsError(
+            "--token-expiration", s.token_expiration, "a positive number of seconds"
+        )
     for flag, port in (("--port", s.port), ("--metrics-port", s.metrics_port)):
         if not 0 <= port <= 65535:
             raise SettingsError(flag, port, "a TCP port from 0 to 65535")

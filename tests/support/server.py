@@ -125,7 +125,9 @@ def _wait_listening(running: RunningWebhook, *, ready: bool, timeout: float = 30
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if running.process.poll() is not None:
-            raise RuntimeError(f"webhook exited with {running.process.returncode}:\n{running.log()}")
+            raise RuntimeError(
+                f"webhook exited with {running.process.returncode}:\n{running.log()}"
+            )
         try:
             if httpx.get(running.metrics_url + path, timeout=1).status_code == 200:
                 with running.client() as client:

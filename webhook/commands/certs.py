@@ -23,14 +23,33 @@ def register(subparsers: Any) -> None:
         "the other Service DNS names, print the base64 caBundle, and optionally write it into "
         "a MutatingWebhookConfiguration manifest.",
     )
-    parser.add_argument("--out", type=Path, default=Path("certs"), help="output directory (default certs/)")
-    parser.add_argument("--service", default="pod-identity-webhook", help="Service name (default pod-identity-webhook)")
-    parser.add_argument("--namespace", default="pod-identity-webhook", help="Service namespace (default pod-identity-webhook)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("certs"), help="output directory (default certs/)"
+    )
+    parser.add_argument(
+        "--service",
+        default="pod-identity-webhook",
+        help="Service name (default pod-identity-webhook)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default="pod-identity-webhook",
+        help="Service namespace (default pod-identity-webhook)",
+    )
     parser.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
     parser.add_argument("--ip", action="append", default=[], help="extra IP address (repeatable)")
-    parser.add_argument("--days", type=int, default=365, help="serving certificate validity in days (default 365)")
-    parser.add_argument("--ca-days", type=int, default=3650, help="CA validity in days (default 3650)")
-    parser.add_argument("--key-algorithm", choices=("ecdsa", "rsa"), default="ecdsa", help="ECDSA P-256 (default) or RSA 2048")
+    parser.add_argument(
+        "--days", type=int, default=365, help="serving certificate validity in days (default 365)"
+    )
+    parser.add_argument(
+        "--ca-days", type=int, default=3650, help="CA validity in days (default 3650)"
+    )
+    parser.add_argument(
+        "--key-algorithm",
+        choices=("ecdsa", "rsa"),
+        default="ecdsa",
+        help="ECDSA P-256 (default) or RSA 2048",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing keys")
     parser.add_argument(
         "--patch-manifest",
@@ -65,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, yaml.YAMLError) as exc:
             return fail(f"--patch-manifest {args.patch_manifest}: {exc}")
         if not any(_is_webhook_config(doc) for doc in manifest):
-            return fail(f"--patch-manifest {args.patch_manifest}: no MutatingWebhookConfiguration in it")
+            return fail(
+                f"--patch-manifest {args.patch_manifest}: no MutatingWebhookConfiguration in it"
+            )
     pem = issue(
         common_name=f"{args.service}.{args.namespace}.svc",
         dns_names=service_dns_names(args.service, args.namespace) + list(args.dns),

@@ -73,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.filename}: no Pod or workload found")
         outputs: list[Any] = []
         for index, obj in enumerate(objects):
-            ops, warnings = preview(mutator, obj, default_namespace=args.pod_namespace or "default", where=f"{args.filename}: document {index + 1}")
+            ops, warnings = preview(
+                mutator,
+                obj,
+                default_namespace=args.pod_namespace or "default",
+                where=f"{args.filename}: document {index + 1}",
+            )
             for warning in warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             outputs.append(ops if args.output == "patch" else jsonpatch.apply_patch(obj, ops))
@@ -147,7 +152,9 @@ def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutato
         entries.update(parse_service_accounts(content, defaults, source=path))
     inline = [doc for doc in documents if doc.get("kind") == "ServiceAccount"]
     if inline:
-        entries.update(parse_service_accounts(yaml.safe_dump_all(inline).encode(), defaults, source="input"))
+        entries.update(
+            parse_service_accounts(yaml.safe_dump_all(inline).encode(), defaults, source="input")
+        )
     store = ServiceAccountStore()
     store.replace_all(entries)
     mutator = PodMutator(settings, store)

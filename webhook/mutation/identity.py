@@ -104,7 +104,9 @@ def identity_from_annotations(
     expiration = defaults.token_expiration
     raw_expiration = annotations.get(prefix + TOKEN_EXPIRATION)
     if raw_expiration is not None:
-        seconds, warning = parse_expiration(raw_expiration, what=f"{source}: {prefix}{TOKEN_EXPIRATION}")
+        seconds, warning = parse_expiration(
+            raw_expiration, what=f"{source}: {prefix}{TOKEN_EXPIRATION}"
+        )
         if seconds is not None:
             expiration = seconds
         if warning:

@@ -80,7 +80,10 @@ def parse_skip_containers(value: str) -> tuple[frozenset[str], str | None]:
     try:
         record = next(csv.reader([value.split("\n", 1)[0]], strict=True), [])
     except csv.Error as exc:
-        return frozenset(), f"skip-containers {value!r} is not a valid CSV list ({exc}); no container skipped"
+        return (
+            frozenset(),
+            f"skip-containers {value!r} is not a valid CSV list ({exc}); no container skipped",
+        )
     return frozenset(record), None
 
 
@@ -107,7 +110,9 @@ def resolve_pod_identity(
         expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings)
         if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
             # Spread token refreshes of many pods, as upstream does for the default lifetime.
-            expiration = rng.randint(JITTER_MIN_TOKEN_EXPIRATION_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS)
+            expiration = rng.randint(
+                JITTER_MIN_TOKEN_EXPIRATION_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS
+            )
         identity = PodIdentity(
             mode=Mode.CONTAINER_CREDENTIALS,
             role_arn="",
@@ -123,7 +128,9 @@ def resolve_pod_identity(
         )
         return Resolution(identity, tuple(warnings))
 
-    chosen = service_account if service_account is not None and service_account.role_arn else config_map
+    chosen = (
+        service_account if service_account is not None and service_account.role_arn else config_map
+    )
     if chosen is None or not chosen.role_arn:
         return Resolution(None, ())
     warnings.extend(chosen.warnings)

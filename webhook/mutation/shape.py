@@ -68,5 +68,7 @@ def check_pod(pod: Any, path: str = "request.object") -> JsonObject:
         for index, container in enumerate(containers or ()):
             where = f"{path}.spec.{list_name}[{index}]"
             _check_named_list(container.get("env"), f"{where}.env", name_required=True)
-            _check_named_list(container.get("volumeMounts"), f"{where}.volumeMounts", name_required=True)
+            _check_named_list(
+                container.get("volumeMounts"), f"{where}.volumeMounts", name_required=True
+            )
     return pod

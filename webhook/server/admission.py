@@ -86,7 +86,9 @@ class AdmissionEndpoint:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self._max_body_bytes:
-            raise BadRequest(413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}")
+            raise BadRequest(
+                413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}"
+            )
         chunks: list[bytes] = []
         size = 0
         while True:

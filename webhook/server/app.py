@@ -40,7 +40,9 @@ def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
 def _observer(service: WebhookService):  # type: ignore[no-untyped-def]
     metrics = service.metrics
 
-    def observe(path: str, status: int, seconds: float, review: Review | None, decision: Decision | None) -> None:
+    def observe(
+        path: str, status: int, seconds: float, review: Review | None, decision: Decision | None
+    ) -> None:
         metrics.observe_request("POST", path, status, seconds)
         if review is None or decision is None:
             return
@@ -99,11 +101,13 @@ class WebhookApp:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.api(scope, receive, send)
+        await self.api(scope, receive, send)  # type: ignore[arg-type]
 
 
 def build_metrics_app(service: WebhookService) -> FastAPI:
-    api = FastAPI(title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(
+        title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None
+    )
     _add_health_routes(api, service)
 
     @api.get("/metrics")

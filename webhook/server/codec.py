@@ -50,7 +50,9 @@ def _depth_ok(value: Any, limit: int) -> bool:
         if depth > limit:
             return False
         if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, (dict, list)))
+            stack.extend(
+                (child, depth + 1) for child in item.values() if isinstance(child, (dict, list))
+            )
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
     return True
@@ -125,7 +127,9 @@ def patched(review: Review, ops: list[PatchOp], warnings: tuple[str, ...] = ()) 
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
     if warnings:
-        response["warnings"] = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings]
+        response["warnings"] = [
+            w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings
+        ]
     return _envelope(review.api_version, review.kind, response)
 
 

@@ -40,7 +40,7 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=max(int(round(settings.shutdown_grace_period)), 1),
+        timeout_graceful_shutdown=max(round(settings.shutdown_grace_period), 1),
         timeout_keep_alive=30,
         **extra,
     )
@@ -70,7 +70,9 @@ async def run_servers(service: WebhookService) -> None:
     loop = asyncio.get_running_loop()
 
     def stop(signum: int) -> None:
-        logger.info("received %s: finishing in-flight requests, then exiting", signal.Signals(signum).name)
+        logger.info(
+            "received %s: finishing in-flight requests, then exiting", signal.Signals(signum).name
+        )
         for server in servers:
             server.should_exit = True
 

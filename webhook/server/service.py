@@ -47,7 +47,9 @@ class WebhookService:
         """Read every configured source once; a bad file fails start-up naming file, field, reason."""
         s = self.settings
         if s.service_accounts_file is not None:
-            self._watch(s.service_accounts_file, self._load_service_accounts, name="serviceaccounts")
+            self._watch(
+                s.service_accounts_file, self._load_service_accounts, name="serviceaccounts"
+            )
         else:
             raise StartupError(
                 "no ServiceAccount source: pass --service-accounts-file PATH "

@@ -10,6 +10,7 @@ already open keep theirs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
@@ -50,7 +51,9 @@ GO_CIPHER_SUITES = {
     "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
 }
 # TLS 1.3 suites cannot be turned off (nor can they in Go); naming them is accepted.
-TLS13_SUITES = frozenset(("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"))
+TLS13_SUITES = frozenset(
+    ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+)
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -98,15 +101,27 @@ def build_server_context(settings: Settings) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=str(settings.client_ca_file))
         except (OSError, ssl.SSLError) as exc:
-            raise SettingsError("--client-ca-file", str(settings.client_ca_file), f"a readable PEM CA bundle ({exc})") from exc
+            raise SettingsError(
+                "--client-ca-file",
+                str(settings.client_ca_file),
+                f"a readable PEM CA bundle ({exc})",
+            ) from exc
         context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(["http/1.1"])
     try:
         context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
     except FileNotFoundError as exc:
-        raise SettingsError("--tls-cert/--tls-key", f"{settings.tls_cert}, {settings.tls_key}", f"existing PEM files ({exc.strerror}: {exc.filename})") from exc
+        raise SettingsError(
+            "--tls-cert/--tls-key",
+            f"{settings.tls_cert}, {settings.tls_key}",
+            f"existing PEM files ({exc.strerror}: {exc.filename})",
+        ) from exc
     except (OSError, ssl.SSLError) as exc:
-        raise SettingsError("--tls-cert/--tls-key", f"{settings.tls_cert}, {settings.tls_key}", f"a PEM certificate and its matching private key ({exc})") from exc
+        raise SettingsError(
+            "--tls-cert/--tls-key",
+            f"{settings.tls_cert}, {settings.tls_key}",
+            f"a PEM certificate and its matching private key ({exc})",
+        ) from exc
     return context
 
 
@@ -145,10 +160,8 @@ class CertificateReloader:
     def _report_expiry(self, cert_pem: bytes | None = None) -> None:
         if self._on_expiry is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._on_expiry(certificate_expiry(cert_pem or self.cert.read_bytes()))
-        except (OSError, ValueError):
-            pass
 
     def poll(self) -> bool:
         found = self._read()
@@ -171,7 +184,10 @@ class CertificateReloader:
                 # half-written or mismatched pair: keep serving the old one
                 self._rejected = digest
                 logger.error(
-                    "rejected new TLS pair %s / %s, keeping the old one: %s", self.cert, self.key, exc
+                    "rejected new TLS pair %s / %s, keeping the old one: %s",
+                    self.cert,
+                    self.key,
+                    exc,
                 )
                 if self._on_reload:
                     self._on_reload(False)

@@ -67,7 +67,7 @@ def _add(
         raise ConfigError(
             source,
             f"{where}.metadata.annotations",
-            "expected a mapping of strings to strings (quote values such as \"true\" and \"3600\")",
+            'expected a mapping of strings to strings (quote values such as "true" and "3600")',
         )
     entries[key_of(namespace, name)] = identity_of_service_account(
         namespace, name, annotations, defaults

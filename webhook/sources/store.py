@@ -49,7 +49,9 @@ class ServiceAccountStore:
     def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
-    async def wait_for(self, namespace: str, name: str, timeout: float) -> ServiceAccountIdentity | None:
+    async def wait_for(
+        self, namespace: str, name: str, timeout: float
+    ) -> ServiceAccountIdentity | None:
         """The entry, waiting up to `timeout` seconds for it to arrive when it is missing."""
         key = key_of(namespace, name)
         found = self._entries.get(key)

@@ -130,7 +130,8 @@ class FakeApiServer:
 
     # -- objects ---------------------------------------------------------------------------------
 
-    def put(self, resource: str, obj: dict[str, Any]) -> int:
+    def put(self, resource: str, obj: dict[str, Any], *, silent: bool = False) -> int:
+        """Create or replace; `silent` keeps it out of watch streams (only a list or GET sees it)."""
         with self._cond:
             state = self._state
             state.rv += 1
@@ -143,7 +144,8 @@ class FakeApiServer:
             key = f"{metadata['namespace']}/{metadata['name']}"
             kind = "MODIFIED" if key in state.objects[resource] else "ADDED"
             state.objects[resource][key] = stored
-            state.history.append((state.rv, resource, kind, stored))
+            if not silent:
+                state.history.append((state.rv, resource, kind, stored))
             self._cond.notify_all()
             return state.rv
 
@@ -170,11 +172,17 @@ class FakeApiServer:
             state.oldest_rv = state.rv + 1
 
     def put_service_account(
-        self, namespace: str, name: str, annotations: dict[str, str] | None = None
+        self,
+        namespace: str,
+        name: str,
+        annotations: dict[str, str] | None = None,
+        *,
+        silent: bool = False,
     ) -> int:
         return self.put(
             SERVICE_ACCOUNTS,
             {"metadata": {"namespace": namespace, "name": name, "annotations": annotations or {}}},
+            silent=silent,
         )
 
     def put_config_map(self, namespace: str, name: str, data: dict[str, str]) -> int:

@@ -3,7 +3,7 @@
 The value is JSON mapping "namespace/name" to {"RoleARN", "Audience", "UseRegionalSTS",
 "TokenExpiration"}. The namespace may be `*` or a pattern with `*` and `?`. An exact key
 wins over patterns; among patterns the one with the most literal characters wins, then the
-key in sort order, so the answer never depends on JSON key order.
+one with fewer `*`, then the key in sort order, so the answer never depends on JSON key order.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def parse_config_map(
         else:
             exact[key] = identity
     for found in patterns.values():
-        found.sort(key=lambda p: (-p.literal_chars, p.key))
+        found.sort(key=lambda p: (-p.literal_chars, p.key.count("*"), p.key))
     return ConfigMapIdentities(exact, patterns)
 
 

@@ -94,11 +94,13 @@ def test_bad_durations_are_rejected(text: str) -> None:
         parse_duration(text)
 
 
-def test_serve_without_a_service_account_source_says_what_it_needs(
+def test_serve_outside_a_cluster_without_a_source_says_what_it_needs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"]) == 2
-    assert "pass --service-accounts-file PATH" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot load in-cluster config" in err
+    assert "or --service-accounts-file PATH to run without a cluster" in err
 
 
 def test_version_flag_prints_version(capsys: pytest.CaptureFixture[str]) -> None:

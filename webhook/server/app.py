@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +18,7 @@ from webhook.server.service import WebhookService
 logger = logging.getLogger("webhook.admission")
 
 MUTATE_PATH = "/mutate"
+DEBUG_CACHE_PATH = "/debug/alpha/cache"  # upstream's path, with --enable-debugging-handlers
 
 
 def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
@@ -104,6 +106,15 @@ def build_metrics_app(service: WebhookService) -> FastAPI:
         title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None
     )
     _add_health_routes(api, service)
+
+    if service.settings.enable_debugging_handlers:
+
+        @api.get(DEBUG_CACHE_PATH)
+        async def debug_cache() -> Response:
+            return Response(
+                orjson.dumps(service.cache_json(), option=orjson.OPT_SORT_KEYS),
+                media_type="application/json",
+            )
 
     @api.get("/metrics")
     async def metrics() -> Response:

@@ -14,9 +14,12 @@ from webhook.server.admission import Decision
 from webhook.server.codec import Review
 from webhook.server.metrics import Metrics
 from webhook.settings import Settings
+from webhook.sources.cluster import ClusterSources, build_cluster_sources
 from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
 from webhook.sources.filewatch import WatchedFile
+from webhook.sources.imds import MetadataError, fetch_instance_identity
+from webhook.sources.kubeapi import ClusterConfigError, cluster_configuration
 from webhook.sources.serviceaccountfile import parse_service_accounts
 from webhook.sources.store import ServiceAccountStore
 
@@ -38,6 +41,7 @@ class WebhookService:
         self.mutator = PodMutator(settings, self.store, rng=rng)
         self.watched_files: list[WatchedFile] = []
         self.readiness_checks: list[ReadinessCheck] = [self._store_ready]
+        self.cluster = ClusterSources()
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -46,15 +50,14 @@ class WebhookService:
     def load_sources(self) -> None:
         """Read every configured source once; a bad file fails start-up naming file, field, reason."""
         s = self.settings
+        if s.compose_role_arn:
+            self.defaults = identity_defaults(s, **self._compose_account())
         if s.service_accounts_file is not None:
             self._watch(
                 s.service_accounts_file, self._load_service_accounts, name="serviceaccounts"
             )
-        else:
-            raise StartupError(
-                "no ServiceAccount source: pass --service-accounts-file PATH "
-                "(a YAML file of ServiceAccounts)"
-            )
+        if s.service_accounts_file is None or s.watch_config_map:
+            self._watch_cluster()
         if s.watch_container_credentials_config is not None:
             self._watch(
                 s.watch_container_credentials_config,
@@ -72,14 +75,69 @@ class WebhookService:
         self.watched_files.append(watched)
         self._background.append(watched.watch)
 
+    def _compose_account(self) -> dict[str, str]:
+        s = self.settings
+        if s.aws_account_id:
+            return {"account_id": s.aws_account_id, "partition": s.aws_partition}
+        try:
+            instance = fetch_instance_identity()
+        except MetadataError as exc:
+            raise StartupError(f"--compose-role-arn: {exc}") from exc
+        logger.info(
+            "--compose-role-arn: account %s, partition %s (region %s, from instance metadata)",
+            instance.account_id,
+            instance.partition,
+            instance.region,
+        )
+        return {"account_id": instance.account_id, "partition": instance.partition}
+
+    def _watch_cluster(self) -> None:
+        s = self.settings
+        try:
+            configuration = cluster_configuration(s)
+        except ClusterConfigError as exc:
+            raise StartupError(str(exc)) from exc
+        self.cluster = build_cluster_sources(
+            s,
+            configuration,
+            store=self.store if s.service_accounts_file is None else None,
+            defaults=self.defaults,
+            report=self._report_cache,
+            count_restart=self._count_restart,
+            on_reload=self.metrics.config_reloaded,
+        )
+        if self.cluster.config_map is not None:
+            self.mutator.config_map = self.cluster.config_map
+        for watch in self.cluster.watches:
+            self.readiness_checks.append(watch.not_ready_reason)
+            self._background.append(watch.run)
+
+    def _count_restart(self, resource: str, reason: str) -> None:
+        self.metrics.watch_restarts.labels(resource, reason).inc()
+
+    def _report_cache(self, size: int, has_role: bool) -> None:
+        self.metrics.cache_size.set(size)
+        if has_role:
+            self.metrics.used.set(1)
+
+    def cache_json(self) -> dict[str, dict[str, object]]:
+        """The ServiceAccount cache as upstream's /debug/alpha/cache prints it."""
+        return {
+            key: {
+                "RoleARN": identity.role_arn,
+                "Audience": identity.audience,
+                "UseRegionalSTS": identity.regional_sts,
+                "TokenExpiration": identity.token_expiration,
+            }
+            for key, identity in self.store.snapshot().items()
+        }
+
     def _load_service_accounts(self, content: bytes) -> None:
         path = self.settings.service_accounts_file
         assert path is not None
         entries = parse_service_accounts(content, self.defaults, source=path)
         self.store.replace_all(entries)
-        self.metrics.cache_size.set(len(entries))
-        if any(identity.role_arn for identity in entries.values()):
-            self.metrics.used.set(1)
+        self._report_cache(len(entries), any(identity.role_arn for identity in entries.values()))
         logger.info("loaded %d ServiceAccounts from %s", len(entries), path)
 
     def _load_container_credentials(self, content: bytes) -> None:
@@ -102,7 +160,9 @@ class WebhookService:
     # -- serving --------------------------------------------------------------------------
 
     def _store_ready(self) -> str:
-        return "" if self.store.loaded else self.store.not_ready_reason
+        if self.store.loaded or self.cluster.watches:
+            return ""  # a cluster watch reports itself whether its first list is in
+        return self.store.not_ready_reason
 
     def readiness(self) -> list[str]:
         """Why the webhook is not ready; empty when it is."""

@@ -1,0 +1,94 @@
+"""Wiring of the cluster sources: the ServiceAccount watch, the ConfigMap watch, the miss lookup."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.settings import Settings
+from webhook.sources.configmap import CONFIG_MAP_NAME
+from webhook.sources.configmapwatch import ConfigMapSource, ConfigMapVersion, ReloadHook
+from webhook.sources.kubeapi import ResourceRequests, get_service_account, new_core_api
+from webhook.sources.lookup import ServiceAccountLookup
+from webhook.sources.resourcewatch import ResourceWatch
+from webhook.sources.serviceaccountwatch import CacheReport, ServiceAccountSink
+from webhook.sources.store import ServiceAccountStore
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ACCOUNTS = "serviceaccounts"
+CONFIG_MAPS = "configmaps"
+
+
+@dataclass
+class ClusterSources:
+    watches: list[ResourceWatch[Any]] = field(default_factory=list)
+    config_map: ConfigMapSource | None = None
+    lookup: ServiceAccountLookup | None = None
+
+
+def build_cluster_sources(
+    settings: Settings,
+    configuration: Any,
+    *,
+    store: ServiceAccountStore | None,
+    defaults: IdentityDefaults,
+    report: CacheReport,
+    count_restart: Callable[[str, str], None],
+    on_reload: ReloadHook,
+) -> ClusterSources:
+    """`store` is None when ServiceAccounts come from a file and only the ConfigMap is watched."""
+    sources = ClusterSources()
+    if store is not None:
+        core = new_core_api(configuration)
+        sink = ServiceAccountSink(store, defaults, report=report)
+        requests = ResourceRequests(
+            core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
+        )
+        watch: ResourceWatch[ServiceAccountIdentity] = ResourceWatch(
+            requests,
+            sink,
+            resource=SERVICE_ACCOUNTS,
+            resync_period=settings.resync_period,
+            count_restart=count_restart,
+        )
+        sources.watches.append(watch)
+        logger.info("ServiceAccounts: list and watch cluster-wide at %s", configuration.host)
+        if settings.service_account_lookup_grace_period > 0:
+            lookup_core = new_core_api(configuration)
+            sources.lookup = ServiceAccountLookup(
+                store,
+                get=functools.partial(get_service_account, lookup_core),
+                convert=sink.convert,
+                put=sink.put,
+                grace_period=settings.service_account_lookup_grace_period,
+            )
+            store.on_miss = sources.lookup.request
+    if settings.watch_config_map:
+        source = ConfigMapSource(defaults, on_reload=on_reload)
+        core = new_core_api(configuration)
+        requests = ResourceRequests(
+            core.list_namespaced_config_map,
+            what=f"configmap {settings.namespace}/{CONFIG_MAP_NAME}",
+            namespace=settings.namespace,
+            field_selector=f"metadata.name={CONFIG_MAP_NAME}",
+        )
+        cm_watch: ResourceWatch[ConfigMapVersion] = ResourceWatch(
+            requests,
+            source,
+            resource=CONFIG_MAPS,
+            resync_period=settings.resync_period,
+            count_restart=count_restart,
+        )
+        sources.watches.append(cm_watch)
+        sources.config_map = source
+        logger.info(
+            "ConfigMap mode: watching ConfigMap %s in namespace %s",
+            CONFIG_MAP_NAME,
+            settings.namespace,
+        )
+    return sources

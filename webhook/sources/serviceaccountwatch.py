@@ -1,0 +1,59 @@
+"""The ServiceAccount cache fed by a cluster-wide watch: what each event does to the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.sources.identities import identity_of_service_account
+from webhook.sources.store import ServiceAccountStore
+from webhook.types import JsonObject
+
+CacheReport = Callable[[int, bool], None]  # (entries in the cache, some entry has a role)
+
+
+def annotations_of(obj: JsonObject) -> dict[str, str]:
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
+        return {}
+    return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+class ServiceAccountSink:
+    """Parses a ServiceAccount once, in the watch thread; applies changes to the store on the loop.
+
+    Equal identities share one object (most ServiceAccounts have none, many share a role),
+    which keeps the cache to a key string and a dict slot per ServiceAccount.
+    """
+
+    def __init__(
+        self, store: ServiceAccountStore, defaults: IdentityDefaults, *, report: CacheReport
+    ) -> None:
+        self.store = store
+        self.defaults = defaults
+        self._report = report
+        self._interned: dict[ServiceAccountIdentity, ServiceAccountIdentity] = {}
+
+    # thread side
+
+    def begin_list(self) -> None:
+        self._interned = {}
+
+    def convert(self, namespace: str, name: str, obj: JsonObject) -> ServiceAccountIdentity:
+        identity = identity_of_service_account(namespace, name, annotations_of(obj), self.defaults)
+        return self._interned.setdefault(identity, identity)
+
+    # loop side
+
+    def replace_all(self, entries: dict[str, ServiceAccountIdentity]) -> None:
+        self.store.replace_all(entries)
+        self._report(len(entries), any(identity.role_arn for identity in entries.values()))
+
+    def put(self, key: str, value: ServiceAccountIdentity) -> None:
+        self.store.put(key, value)
+        self._report(len(self.store), bool(value.role_arn))
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+        self._report(len(self.store), False)

@@ -208,3 +208,30 @@ def test_mutate_container_credentials_mode(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     ]
+
+
+def test_mutate_composes_bare_role_names_with_account_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sa = tmp_path / "sa.yaml"
+    sa.write_text(
+        "kind: ServiceAccount\nmetadata: {name: s3-reader, namespace: default, annotations: {eks.amazonaws.com/role-arn: team/reader}}\n"
+    )
+    argv = [
+        "mutate",
+        "-f",
+        str(EXAMPLES / "pod.yaml"),
+        "--service-accounts-file",
+        str(sa),
+        "--compose-role-arn",
+        "-o",
+        "json",
+    ]
+    assert main([*argv, "--aws-account-id", "111122223333", "--aws-partition", "aws-cn"]) == 0
+    pod = orjson.loads(capsys.readouterr().out)
+    assert (
+        pod["spec"]["containers"][0]["env"][0]["value"]
+        == "arn:aws-cn:iam::111122223333:role/team/reader"
+    )
+    assert main(argv) == 2
+    assert "--compose-role-arn needs --aws-account-id here" in capsys.readouterr().err

@@ -142,6 +142,15 @@ def _read_documents(filename: str) -> list[JsonObject]:
 
 def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutator:
     defaults = identity_defaults(settings)
+    if settings.compose_role_arn:
+        if not settings.aws_account_id:
+            raise InputError(
+                "--compose-role-arn needs --aws-account-id here: mutate does not read "
+                "EC2 instance metadata"
+            )
+        defaults = identity_defaults(
+            settings, account_id=settings.aws_account_id, partition=settings.aws_partition
+        )
     entries = {}
     if settings.service_accounts_file is not None:
         path = settings.service_accounts_file

@@ -31,15 +31,15 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
     ]
 
 
-def new_key(algorithm: str) -> PrivateKey:
+def new_key(algorithm: str, *, rsa_bits: int = 2048) -> PrivateKey:
     if algorithm == "ecdsa":
         return ec.generate_private_key(ec.SECP256R1())
     if algorithm == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     raise ValueError(f"key algorithm {algorithm!r}: expected ecdsa or rsa")
 
 
-def _pem_key(key: PrivateKey) -> bytes:
+def pem_private_key(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -115,7 +115,7 @@ def issue(
     )
     return Pem(
         ca_cert=ca_cert.public_bytes(serialization.Encoding.PEM),
-        ca_key=_pem_key(ca_key),
+        ca_key=pem_private_key(ca_key),
         cert=cert.public_bytes(serialization.Encoding.PEM),
-        key=_pem_key(key),
+        key=pem_private_key(key),
     )

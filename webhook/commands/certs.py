@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         (out / "tls.crt", pem.cert, 0o644),
         (out / "tls.key", pem.key, 0o600),
     ):
-        _write(path, data, mode)
+        write_file(path, data, mode)
     bundle = base64.b64encode(pem.ca_cert).decode("ascii")
     if manifest is not None:
         for doc in manifest:
@@ -120,7 +120,7 @@ def _is_webhook_config(doc: Any) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "MutatingWebhookConfiguration"
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
     # create with the final mode so a key is never readable by others, even briefly
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -1,0 +1,281 @@
+"""`oidc`: keys, JWKS, discovery document and test tokens for a self-hosted IRSA OIDC issuer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from webhook.certs import new_key, pem_private_key
+from webhook.commands.certs import write_file
+from webhook.oidc.discovery import DISCOVERY_PATH, JWKS_FILE, discovery_document, parse_issuer
+from webhook.oidc.errors import OidcInputError
+from webhook.oidc.jwks import key_set
+from webhook.oidc.keys import (
+    PublicKey,
+    SigningKey,
+    key_id,
+    parse_private_key,
+    parse_public_keys,
+    public_pem,
+)
+from webhook.oidc.subject import parse_subject, service_account
+from webhook.oidc.token import sign_token, token_claims
+from webhook.oidc.trust import (
+    ACCOUNT_PLACEHOLDER,
+    NAMESPACE_PLACEHOLDER,
+    PARTITIONS,
+    SERVICE_ACCOUNT_PLACEHOLDER,
+    check_account_id,
+    check_thumbprints,
+    create_provider_command,
+    trust_policy,
+)
+
+PRIVATE_KEY_FILE = "sa-signer.key"
+PUBLIC_KEY_FILE = "sa-signer.pub"
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "oidc",
+        help="self-hosted IRSA: signing keys, JWKS, discovery document, IAM setup, test tokens",
+        description="Everything a cluster outside EKS needs so that AWS STS trusts its "
+        "service-account tokens: see docs/oidc.md.",
+    )
+    actions = parser.add_subparsers(dest="oidc_command", metavar="ACTION", required=True)
+
+    keygen = _action(actions, "keygen", _keygen, "generate the service-account signing key pair")
+    keygen.add_argument("--out", type=Path, required=True, help="output directory")
+    keygen.add_argument(
+        "--algorithm", choices=("rsa", "ecdsa"), default="rsa", help="RSA (default) or ECDSA P-256"
+    )
+    keygen.add_argument(
+        "--rsa-bits", type=int, choices=(2048, 4096), default=2048, help="RSA size (default 2048)"
+    )
+    keygen.add_argument("--force", action="store_true", help="overwrite existing keys")
+
+    jwks = _action(actions, "jwks", _jwks, "print the JWKS (keys.json) for public keys")
+    _public_keys(jwks, required=True)
+
+    discovery = _action(
+        actions, "discovery", _discovery, "print the /.well-known/openid-configuration document"
+    )
+    _issuer(discovery)
+    _public_keys(discovery, required=False)
+
+    bundle = _action(
+        actions,
+        "bundle",
+        _bundle,
+        "write the discovery document and keys.json to upload, print the IAM commands",
+    )
+    _issuer(bundle)
+    _public_keys(bundle, required=True)
+    bundle.add_argument(
+        "--out", type=Path, required=True, help="directory to upload as-is (files are replaced)"
+    )
+    bundle.add_argument("--namespace", help="ServiceAccount namespace for the trust policy")
+    bundle.add_argument("--service-account", help="ServiceAccount name for the trust policy")
+    bundle.add_argument(
+        "--account-id", default=ACCOUNT_PLACEHOLDER, help="AWS account id (12 digits)"
+    )
+    bundle.add_argument("--partition", choices=PARTITIONS, default="aws", help="AWS partition")
+    bundle.add_argument(
+        "--audience", default=STS_AUDIENCE, help=f"token audience (default {STS_AUDIENCE})"
+    )
+    bundle.add_argument(
+        "--thumbprint",
+        action="append",
+        default=[],
+        help="server certificate SHA-1 thumbprint (optional: IAM no longer needs one)",
+    )
+
+    token = _action(actions, "token", _token, "mint a test token like a projected SA token")
+    token.add_argument(
+        "--private-key", type=Path, required=True, help="the --service-account-signing-key-file"
+    )
+    _issuer(token)
+    token.add_argument("--subject", required=True, help="system:serviceaccount:NAMESPACE:NAME")
+    token.add_argument(
+        "--audience",
+        action="append",
+        help=f"audience (repeatable; default {STS_AUDIENCE})",
+    )
+    token.add_argument(
+        "--expiration", type=int, default=3600, help="lifetime in seconds (default 3600)"
+    )
+    token.add_argument("--uid", help="ServiceAccount uid claim (default: a random UUID)")
+
+
+def _action(
+    actions: Any, name: str, run: Callable[[argparse.Namespace], int], summary: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=summary, description=summary)
+    parser.set_defaults(run=lambda args: _guarded(name, run, args))
+    return parser
+
+
+def _issuer(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--issuer", required=True, help="https://HOST[/PATH], no trailing slash (the token's iss)"
+    )
+
+
+def _public_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        required=required,
+        default=[],
+        help="PEM public key (repeatable: old and new keys during a rotation)",
+    )
+
+
+def _guarded(name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return run(args)
+    except OidcInputError as exc:
+        print(f"pod-identity-webhook oidc {name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise OidcInputError(f"{flag} {path}: no such file") from exc
+    except OSError as exc:
+        raise OidcInputError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _load_public_keys(paths: list[Path]) -> list[PublicKey]:
+    keys: list[PublicKey] = []
+    for path in paths:
+        keys += parse_public_keys(_read(path, "--public-key"), source=f"--public-key {path}")
+    return keys
+
+
+def _load_private_key(path: Path) -> SigningKey:
+    return parse_private_key(_read(path, "--private-key"), source=f"--private-key {path}")
+
+
+def _json(document: object) -> str:
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    private, public = out / PRIVATE_KEY_FILE, out / PUBLIC_KEY_FILE
+    existing = [str(path) for path in (private, public) if path.exists()]
+    if existing and not args.force:
+        raise OidcInputError(
+            f"refusing to overwrite {', '.join(existing)}; pass --force to replace them"
+        )
+    key = new_key(args.algorithm, rsa_bits=args.rsa_bits)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_file(private, pem_private_key(key), 0o600)
+        write_file(public, public_pem(key), 0o644)
+    except OSError as exc:
+        raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    print(f"wrote {private} (mode 0600) and {public}", file=sys.stderr)
+    print(
+        f"kube-apiserver: --service-account-signing-key-file={private} "
+        f"--service-account-key-file={public}",
+        file=sys.stderr,
+    )
+    print(key_id(key.public_key()))
+    return 0
+
+
+def _jwks(args: argparse.Namespace) -> int:
+    sys.stdout.write(_json(key_set(_load_public_keys(args.public_key))))
+    return 0
+
+
+def _discovery(args: argparse.Namespace) -> int:
+    issuer = parse_issuer(args.issuer)
+    sys.stdout.write(_json(discovery_document(issuer, _load_public_keys(args.public_key))))
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    issuer = parse_issuer(args.issuer)
+    keys = _load_public_keys(args.public_key)
+    account_id = check_account_id(args.account_id)
+    thumbprints = check_thumbprints(args.thumbprint)
+    if not args.audience:
+        raise OidcInputError("--audience '': expected a non-empty audience")
+    if args.namespace is None and args.service_account is None:
+        subject = f"system:serviceaccount:{NAMESPACE_PLACEHOLDER}:{SERVICE_ACCOUNT_PLACEHOLDER}"
+    elif args.namespace is None or args.service_account is None:
+        raise OidcInputError("--namespace and --service-account: give both or neither")
+    else:
+        subject = str(
+            service_account(
+                namespace=args.namespace,
+                name=args.service_account,
+                flag="--namespace/--service-account",
+            )
+        )
+    out: Path = args.out
+    discovery_file, jwks_file = out / DISCOVERY_PATH, out / JWKS_FILE
+    try:
+        discovery_file.parent.mkdir(parents=True, exist_ok=True)
+        write_file(discovery_file, _json(discovery_document(issuer, keys)).encode(), 0o644)
+        write_file(jwks_file, _json(key_set(keys)).encode(), 0o644)
+    except OSError as exc:
+        raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    print(f"wrote {discovery_file} and {jwks_file}", file=sys.stderr)
+    policy = trust_policy(
+        issuer,
+        account_id=account_id,
+        partition=args.partition,
+        subject=subject,
+        audience=args.audience,
+    )
+    placeholders = [
+        value
+        for value in (ACCOUNT_PLACEHOLDER, NAMESPACE_PLACEHOLDER, SERVICE_ACCOUNT_PLACEHOLDER)
+        if value in json.dumps(policy)
+    ]
+    lines = [
+        f"# 1. Upload the contents of {out}/ as-is so that these URLs answer with them:",
+        f"#      {issuer.url}/{DISCOVERY_PATH}",
+        f"#      {issuer.url}/{JWKS_FILE}",
+        "# 2. Register the issuer with IAM"
+        + ("" if thumbprints else " (IAM no longer needs a thumbprint for most providers)")
+        + ":",
+        create_provider_command(issuer, audiences=[args.audience], thumbprints=thumbprints),
+        "# 3. Trust policy for the role"
+        + (f" (replace {', '.join(placeholders)})" if placeholders else "")
+        + ":",
+        json.dumps(policy, indent=2),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    issuer = parse_issuer(args.issuer)
+    subject = parse_subject(args.subject)
+    key = _load_private_key(args.private_key)
+    claims = token_claims(
+        issuer=issuer,
+        subject=subject,
+        audiences=args.audience or [STS_AUDIENCE],
+        expiration_seconds=args.expiration,
+        now=int(time.time()),
+        uid=args.uid or str(uuid.uuid4()),
+        jti=str(uuid.uuid4()),
+    )
+    print(sign_token(key, claims))
+    return 0

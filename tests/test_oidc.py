@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -33,7 +34,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
-def verify(token: str, keyset: dict[str, object], *, audience: str = "sts.amazonaws.com") -> dict:  # type: ignore[type-arg]
+def verify(token: str, keyset: dict[str, Any], *, audience: str = "sts.amazonaws.com") -> Any:
     """What STS does: pick the JWKS entry by the header's kid, check signature, iss and aud."""
     kid = jwt.get_unverified_header(token)["kid"]
     key = jwt.PyJWKSet.from_dict(keyset)[kid]

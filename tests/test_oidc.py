@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.conftest import ROOT
+from webhook.certs import issue
 from webhook.cli import main
 from webhook.oidc.jwks import key_set
 from webhook.oidc.keys import key_id, parse_private_key, parse_public_keys
@@ -56,6 +57,20 @@ def verify(token: str, keyset: dict[str, Any], *, audience: str = "sts.amazonaws
 def test_kid_is_the_one_kube_apiserver_derives(fixture: str, expected: str) -> None:
     (key,) = parse_public_keys((K8S / fixture).read_bytes(), source=fixture)
     assert key_id(key) == expected
+
+
+EC_PARAMETERS = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
+
+
+def test_openssl_ecparam_output_and_certificates_are_read_as_keys() -> None:
+    # `openssl ecparam -genkey` writes an EC PARAMETERS block before the key
+    with_params = EC_PARAMETERS + (K8S / "k8s-ecdsa.key.pem").read_bytes()
+    assert [key_id(k) for k in parse_public_keys(with_params, source="ecparam")] == [ECDSA_KID]
+    assert key_id(parse_private_key(with_params, source="ecparam").public_key()) == ECDSA_KID
+    pem = issue(common_name="x", dns_names=["x"], ip_addresses=[], days=1, ca_days=1)
+    (from_cert,) = parse_public_keys(pem.cert, source="tls.crt")
+    (from_key,) = parse_public_keys(pem.key, source="tls.key")
+    assert key_id(from_cert) == key_id(from_key)
 
 
 def test_jwks_is_byte_for_byte_kube_apiservers_keyset(capsys: pytest.CaptureFixture[str]) -> None:
@@ -326,6 +341,7 @@ BAD_INPUTS = [
     ("two-private-keys", token_argv(key="{bad}/two.key"), "2 private keys in the file"),
     ("http-issuer", token_argv(issuer="http://oidc.example.com"), "STS only trusts https"),
     ("trailing-slash", token_argv(issuer=ISSUER + "/"), "a trailing slash"),
+    ("upper-case-scheme", token_argv(issuer="HTTPS://oidc.example.com"), "scheme 'HTTPS'"),
     ("no-scheme", ["discovery", "--issuer", "oidc.example.com"], "scheme 'missing'"),
     ("query", ["discovery", "--issuer", ISSUER + "?a=b"], "a query or fragment"),
     ("port", ["discovery", "--issuer", "https://oidc.example.com:8443"], "a port"),
@@ -336,6 +352,7 @@ BAD_INPUTS = [
     ("subject-case", token_argv(subject="system:serviceaccount:Prod:app"), "namespace 'Prod'"),
     ("subject-empty-name", token_argv(subject="system:serviceaccount:prod:"), "name ''"),
     ("expiration", [*token_argv(), "--expiration", "0"], "--expiration 0"),
+    ("expiration-year", [*token_argv(), "--expiration", "31536001"], "expected 1 to 31536000"),
     ("empty-audience", [*token_argv(), "--audience", ""], "non-empty audiences"),
     (
         "account-id",

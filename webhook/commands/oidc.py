@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="oidc_command", metavar="ACTION", required=True)
 
     keygen = _action(actions, "keygen", _keygen, "generate the service-account signing key pair")
-    keygen.add_argument("--out", type=Path, required=True, help="output directory")
+    keygen.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     keygen.add_argument(
         "--algorithm", choices=("rsa", "ecdsa"), default="rsa", help="RSA (default) or ECDSA P-256"
     )
@@ -79,7 +79,11 @@ def register(subparsers: Any) -> None:
     _issuer(bundle)
     _public_keys(bundle, required=True)
     bundle.add_argument(
-        "--out", type=Path, required=True, help="directory to upload as-is (files are replaced)"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory to upload as-is (its two files are replaced)",
     )
     bundle.add_argument("--namespace", help="ServiceAccount namespace for the trust policy")
     bundle.add_argument("--service-account", help="ServiceAccount name for the trust policy")
@@ -99,7 +103,11 @@ def register(subparsers: Any) -> None:
 
     token = _action(actions, "token", _token, "mint a test token like a projected SA token")
     token.add_argument(
-        "--private-key", type=Path, required=True, help="the --service-account-signing-key-file"
+        "--private-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="PEM private key: kube-apiserver's --service-account-signing-key-file",
     )
     _issuer(token)
     token.add_argument("--subject", required=True, help="system:serviceaccount:NAMESPACE:NAME")
@@ -124,7 +132,10 @@ def _action(
 
 def _issuer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--issuer", required=True, help="https://HOST[/PATH], no trailing slash (the token's iss)"
+        "--issuer",
+        required=True,
+        metavar="URL",
+        help="https://HOST[/PATH], no trailing slash (the token's iss)",
     )
 
 
@@ -135,6 +146,7 @@ def _public_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:
         action="append",
         required=required,
         default=[],
+        metavar="FILE",
         help="PEM public key (repeatable: old and new keys during a rotation)",
     )
 

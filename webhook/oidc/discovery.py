@@ -33,9 +33,10 @@ def parse_issuer(url: str) -> Issuer:
         port = parts.port
     except ValueError as exc:
         raise OidcInputError(f"--issuer {url!r}: {exc}; {expected}") from exc
-    if parts.scheme != "https":
+    if parts.scheme != "https" or not url.startswith("https://"):
         raise OidcInputError(
-            f"--issuer {url!r}: scheme {parts.scheme or 'missing'!r}, STS only trusts https; {expected}"
+            f"--issuer {url!r}: scheme {url.partition('://')[0] if parts.scheme else 'missing'!r}, "
+            f"STS only trusts https (lower case); {expected}"
         )
     problem = ""
     if not parts.hostname:

@@ -14,7 +14,7 @@ from webhook.oidc.errors import OidcInputError
 from webhook.oidc.keys import EC_COORDINATE_BYTES, SigningKey, algorithm, b64url, key_id
 from webhook.oidc.subject import ServiceAccountSubject
 
-MAX_EXPIRATION_SECONDS = 2**32  # kube-apiserver caps projected tokens far below this
+MAX_EXPIRATION_SECONDS = 365 * 24 * 3600  # a test token has no use for longer
 
 
 def token_claims(
@@ -29,7 +29,7 @@ def token_claims(
 ) -> dict[str, object]:
     if not 0 < expiration_seconds <= MAX_EXPIRATION_SECONDS:
         raise OidcInputError(
-            f"--expiration {expiration_seconds}: expected a number of seconds above 0"
+            f"--expiration {expiration_seconds}: expected 1 to {MAX_EXPIRATION_SECONDS} seconds"
         )
     if not audiences or any(not audience for audience in audiences):
         raise OidcInputError(f"--audience {list(audiences)!r}: expected non-empty audiences")

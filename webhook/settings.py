@@ -28,6 +28,8 @@ DEFAULT_FARGATE_SCHEDULER_NAME = "fargate-scheduler"
 # per value), and the AdmissionReview envelope adds well under that again on top.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
+# Half of kube-apiserver's default webhook timeout (10s): an answer always arrives in time.
+DEFAULT_REQUEST_TIME_BUDGET_SECONDS = 5.0
 
 
 class SettingsError(ValueError):
@@ -122,6 +124,7 @@ class Settings:
     enable_debugging_handlers: bool = False
     shutdown_grace_period: float = 10.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    request_time_budget: float = DEFAULT_REQUEST_TIME_BUDGET_SECONDS
     log_format: str = "text"
     log_level: str = "info"
 
@@ -260,6 +263,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"largest AdmissionReview body accepted (default {d.max_request_bytes})",
     )
+    _duration_flag(
+        g,
+        "--request-time-budget",
+        "longest time spent deciding one admission; past it the pod is allowed unchanged "
+        "with a warning (default 5s, keep it under the webhook's timeoutSeconds)",
+    )
     k = parser.add_argument_group("cluster")
     k.add_argument("--kubeconfig", type=Path, help="(out-of-cluster) path to a kubeconfig file")
     k.add_argument("--kube-api", help="(out-of-cluster) URL of the API server")
@@ -327,6 +336,8 @@ def _validate(s: Settings) -> None:
         )
     if s.max_request_bytes < 1024:
         raise SettingsError("--max-request-bytes", s.max_request_bytes, "at least 1024")
+    if s.request_time_budget <= 0:
+        raise SettingsError("--request-time-budget", s.request_time_budget, "a positive duration")
     for flag, seconds in (
         ("--resync-period", s.resync_period),
         ("--service-account-lookup-grace-period", s.service_account_lookup_grace_period),

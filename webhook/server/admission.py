@@ -6,6 +6,7 @@ is skipped here (issue 9 measures it); FastAPI serves everything else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,17 +32,27 @@ Decide = Callable[[Review], Awaitable[Decision]]
 Observe = Callable[[str, int, float, Review | None, Decision | None], None]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+OVER_BUDGET = "over time budget"  # the outcome of a decision cut off by the time budget
 
 
 class AdmissionEndpoint:
     """POST an AdmissionReview, get one back. Checks in a fixed order:
     method 405, body size 413, content type 415, decoding 400, then the decision."""
 
-    def __init__(self, path: str, decide: Decide, *, max_body_bytes: int, observe: Observe) -> None:
+    def __init__(
+        self,
+        path: str,
+        decide: Decide,
+        *,
+        max_body_bytes: int,
+        observe: Observe,
+        time_budget: float | None = None,
+    ) -> None:
         self.path = path
         self._decide = decide
         self._max_body_bytes = max_body_bytes
         self._observe = observe
+        self._time_budget = time_budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -60,7 +71,7 @@ class AdmissionEndpoint:
                     "expected application/json",
                 )
             review = decode_review(body)
-            decision = await self._decide(review)
+            decision = await self._decide_within_budget(review)
             status, payload = 200, patched(review, decision.ops, decision.warnings)
         except BadRequest as exc:
             status, payload = exc.status, errored(exc.status, exc.message, body=body)
@@ -78,6 +89,26 @@ class AdmissionEndpoint:
         )
         await send({"type": "http.response.body", "body": payload})
         self._observe(self.path, status, time.perf_counter() - started, review, decision)
+
+    async def _decide_within_budget(self, review: Review) -> Decision:
+        """The decision, or, past the budget, the pod allowed unchanged: never a hang, never
+        a kube-apiserver timeout that failurePolicy: Fail would turn into a refused pod."""
+        try:
+            async with asyncio.timeout(self._time_budget):
+                return await self._decide(review)
+        except TimeoutError:
+            logger.warning(
+                "admission %s in namespace %s took longer than the time budget of %gs; "
+                "allowed without changes",
+                review.uid,
+                review.namespace,
+                self._time_budget,
+            )
+            warning = (
+                f"pod-identity-webhook: not mutated, the decision took longer than "
+                f"{self._time_budget:g}s; the pod has no AWS credentials from the webhook"
+            )
+            return Decision([], (warning,), OVER_BUDGET)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")

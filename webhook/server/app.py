@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
-from webhook.server.admission import AdmissionEndpoint, Decision, Observe
+from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
 from webhook.server.service import WebhookService
 
@@ -43,6 +43,8 @@ def _observer(service: WebhookService) -> Observe:
         metrics.observe_request("POST", path, status, seconds)
         if review is None or decision is None:
             return
+        if decision.outcome == OVER_BUDGET:
+            metrics.over_budget.inc()
         pod = review.pod or {}
         metadata = pod.get("metadata") or {}
         name = metadata.get("name") or metadata.get("generateName") or "-"
@@ -89,6 +91,7 @@ class WebhookApp:
                 service.decide_identity,
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
+                time_budget=service.settings.request_time_budget,
             ),
         }
 

@@ -78,6 +78,13 @@ async def run_servers(service: WebhookService) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
+    if settings.service_account_lookup_grace_period >= settings.request_time_budget:
+        logger.warning(
+            "--service-account-lookup-grace-period=%gs is not shorter than "
+            "--request-time-budget=%gs: a lookup still waiting at the budget is cut off there",
+            settings.service_account_lookup_grace_period,
+            settings.request_time_budget,
+        )
     await service.start()
     reload_task = asyncio.create_task(reloader.watch())
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from webhook.logs import configure_logging
 from webhook.server.runner import run_servers
 from webhook.server.service import StartupError, WebhookService
+from webhook.server.tls import build_server_context
 from webhook.settings import add_mutation_arguments, add_server_arguments, settings_from_args
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    context = build_server_context(settings)  # TLS flags fail before any source is read
     service = WebhookService(settings)
     try:
         service.load_sources()
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.Runner()
     try:
         with runner:
-            runner.run(run_servers(service))
+            runner.run(run_servers(service, context))
     except OSError as exc:
         print(f"pod-identity-webhook serve: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Generator
 from typing import Any
 
@@ -46,9 +47,9 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
     )
 
 
-async def run_servers(service: WebhookService) -> None:
+async def run_servers(service: WebhookService, context: ssl.SSLContext | None = None) -> None:
     settings = service.settings
-    context = build_server_context(settings)
+    context = context or build_server_context(settings)
     reloader = CertificateReloader(
         context,
         settings.tls_cert,

@@ -24,7 +24,7 @@ from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
-RELOAD_INTERVAL_SECONDS = 2.0
+RELOAD_INTERVAL_SECONDS = 1.0
 
 # Go/IANA cipher suite names (upstream's --tls-cipher-suites) to OpenSSL names.
 GO_CIPHER_SUITES = {

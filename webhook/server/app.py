@@ -45,6 +45,13 @@ def _observer(service: WebhookService) -> Observe:
             return
         if decision.outcome == OVER_BUDGET:
             metrics.over_budget.inc()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "admission uid=%s patch paths=%s warnings=%s",
+                review.uid,
+                [op["path"] for op in decision.ops],
+                list(decision.warnings),
+            )
         pod = review.pod or {}
         metadata = pod.get("metadata") or {}
         name = metadata.get("name") or metadata.get("generateName") or "-"

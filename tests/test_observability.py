@@ -54,10 +54,13 @@ def test_every_metric_is_exposed_under_its_name_and_moves(
         for account in ("app", "app", "plain", "missing"):
             assert _post(webhook, review("team-a", account)).status_code == 200
         assert _post(webhook, {"kind": "nonsense"}).status_code == 400
+        with webhook.client() as client:
+            assert client.get("/mutate").status_code == 405
         metrics = _metrics(webhook)
         # upstream's names, exactly as its Go client prints them (no _total suffix)
         assert metrics['http_request_count{code="200",path="/mutate",verb="POST"}'] == 4
         assert metrics['http_request_count{code="400",path="/mutate",verb="POST"}'] == 1
+        assert metrics['http_request_count{code="405",path="/mutate",verb="GET"}'] == 1
         assert metrics['http_request_latencies_count{path="/mutate",verb="POST"}'] == 5
         assert metrics['http_request_duration_microseconds_count{path="/mutate",verb="POST"}'] == 5
         assert metrics['pod_identity_webhook_pod_count{method="sts_web_identity"}'] == 2

@@ -29,7 +29,7 @@ class Decision:
 
 
 Decide = Callable[[Review], Awaitable[Decision]]
-Observe = Callable[[str, int, float, Review | None, Decision | None], None]
+Observe = Callable[[str, str, int, float, Review | None, Decision | None], None]  # verb, path, ...
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 OVER_BUDGET = "over time budget"  # the outcome of a decision cut off by the time budget
@@ -88,7 +88,9 @@ class AdmissionEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        self._observe(self.path, status, time.perf_counter() - started, review, decision)
+        self._observe(
+            scope["method"], self.path, status, time.perf_counter() - started, review, decision
+        )
 
     async def _decide_within_budget(self, review: Review) -> Decision:
         """The decision, or, past the budget, the pod allowed unchanged: never a hang, never

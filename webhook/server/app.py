@@ -38,9 +38,14 @@ def _observer(service: WebhookService) -> Observe:
     metrics = service.metrics
 
     def observe(
-        path: str, status: int, seconds: float, review: Review | None, decision: Decision | None
+        verb: str,
+        path: str,
+        status: int,
+        seconds: float,
+        review: Review | None,
+        decision: Decision | None,
     ) -> None:
-        metrics.observe_request("POST", path, status, seconds)
+        metrics.observe_request(verb, path, status, seconds)
         if review is None or decision is None:
             return
         if decision.outcome == OVER_BUDGET:

@@ -206,3 +206,25 @@ def test_decision_over_the_time_budget_is_allowed_unchanged_with_a_warning_and_c
     assert "pod_identity_webhook_time_budget_exceeded_total 1.0" in metrics
     assert "took longer than the time budget of 0.3s" in limited.log()
     assert "is not shorter than --request-time-budget" in limited.log()
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["kind", "annotation-key"],
+)
+def test_a_huge_value_quoted_in_an_error_is_cut_in_the_answer_and_the_log(
+    limited: RunningWebhook, where: str
+) -> None:
+    body = review("team-a", "app")
+    huge = "K" * 30000
+    if where == "kind":
+        body["kind"] = huge
+    else:
+        body["request"]["object"]["metadata"]["annotations"] = {huge: 1}
+    with limited.client() as client:
+        answer = client.post("/mutate", content=orjson.dumps(body), headers=JSON)
+    assert answer.status_code == 400
+    message = answer.json()["response"]["status"]["message"]
+    assert len(message) == 512
+    assert message.endswith("K…")
+    assert "K" * 600 not in limited.log()

@@ -15,6 +15,9 @@ from webhook.types import JsonObject, PatchOp
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 # kube-apiserver shows warnings to users; it truncates long ones, so keep them readable.
 MAX_WARNING_CHARS = 256
+# Messages quote what they found (a kind, a key): a hostile body must not make them huge,
+# in the answer or in the log.
+MAX_MESSAGE_CHARS = 512
 # orjson refuses deeper documents itself, at no cost per request; nothing downstream recurses
 # into the pod, so this is the only depth limit needed.
 MAX_JSON_DEPTH = 1024
@@ -25,7 +28,10 @@ class BadRequest(Exception):
 
     def __init__(self, status: int = 400, message: str | None = None) -> None:
         self.status = status
-        self.message = message or HTTPStatus(status).phrase
+        message = message or HTTPStatus(status).phrase
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+        self.message = message
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -108,14 +108,12 @@ def build_server_context(settings: Settings) -> ssl.SSLContext:
             ) from exc
         context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(["http/1.1"])
+    for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        # ssl's FileNotFoundError does not say which of the two files is missing
+        if not path.is_file():
+            raise SettingsError(flag, str(path), "an existing PEM file")
     try:
         context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
-    except FileNotFoundError as exc:
-        raise SettingsError(
-            "--tls-cert/--tls-key",
-            f"{settings.tls_cert}, {settings.tls_key}",
-            f"existing PEM files ({exc.strerror}: {exc.filename})",
-        ) from exc
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(
             "--tls-cert/--tls-key",

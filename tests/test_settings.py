@@ -44,6 +44,14 @@ def test_defaults_match_upstream() -> None:
         (["--token-expiration", "100"], "token_expiration", 600),
         (["--tls-cipher-suites", "TLS_A, TLS_B"], "tls_cipher_suites", ("TLS_A", "TLS_B")),
         (["-v"], "log_level", "debug"),
+        (["-v=4"], "log_level", "debug"),
+        (["--v", "5"], "log_level", "debug"),
+        (["--v=2"], "log_level", "info"),
+        (
+            ["--logtostderr", "--alsologtostderr=false", "--stderrthreshold", "2", "--vmodule=x=4"],
+            "log_level",
+            "info",
+        ),
     ],
     ids=[
         "bool-bare",
@@ -54,6 +62,10 @@ def test_defaults_match_upstream() -> None:
         "expiration-raised",
         "cipher-list",
         "verbose",
+        "klog-v-equals",
+        "klog-long-v",
+        "klog-v-below-debug",
+        "klog-flags-accepted",
     ],
 )
 def test_flags_parse_like_upstream(argv: list[str], attribute: str, value: object) -> None:

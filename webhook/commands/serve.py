@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    context = build_server_context(settings)  # TLS flags fail before any source is read
+    build_server_context(settings)  # bad TLS flags or files fail before any source is read
     service = WebhookService(settings)
     try:
         service.load_sources()
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         runner = asyncio.Runner()
     try:
         with runner:
-            runner.run(run_servers(service, context))
+            runner.run(run_servers(service))
     except OSError as exc:
         print(f"pod-identity-webhook serve: {exc}", file=sys.stderr)
         return 1

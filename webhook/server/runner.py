@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 from collections.abc import Generator
 from typing import Any
 
@@ -47,9 +46,11 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
     )
 
 
-async def run_servers(service: WebhookService, context: ssl.SSLContext | None = None) -> None:
+async def run_servers(service: WebhookService) -> None:
     settings = service.settings
-    context = context or build_server_context(settings)
+    # Loaded here, next to the reloader that remembers what was loaded: a pair that changes
+    # while the sources load (a cluster list can take seconds) is then still picked up.
+    context = build_server_context(settings)
     reloader = CertificateReloader(
         context,
         settings.tls_cert,

@@ -198,7 +198,7 @@ def test_decision_over_the_time_budget_is_allowed_unchanged_with_a_warning_and_c
     assert response["allowed"] is True
     assert "patch" not in response
     assert response["warnings"] == [
-        "pod-identity-webhook: not mutated, the decision took longer than 0.3s; "
+        "pod-identity-webhook: not mutated, the admission took longer than 0.3s; "
         "the pod has no AWS credentials from the webhook"
     ]
     assert elapsed < 2
@@ -228,3 +228,17 @@ def test_a_huge_value_quoted_in_an_error_is_cut_in_the_answer_and_the_log(
     assert len(message) == 512
     assert message.endswith("K…")
     assert "K" * 600 not in limited.log()
+
+
+def test_a_body_sent_too_slowly_gets_408_within_the_budget(limited: RunningWebhook) -> None:
+    body = orjson.dumps(review("team-a", "app"))
+    conn = _open_request(limited, body, len(body) // 2)
+    started = time.monotonic()
+    status, payload = _read_response(conn)
+    conn.close()
+    assert status == 408
+    assert orjson.loads(payload)["response"]["status"] == {
+        "code": 408,
+        "message": "the body did not arrive within the time budget of 0.3s",
+    }
+    assert time.monotonic() - started < 2

@@ -284,8 +284,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     _duration_flag(
         g,
         "--request-time-budget",
-        "longest time spent deciding one admission; past it the pod is allowed unchanged "
-        "with a warning (default 5s, keep it under the webhook's timeoutSeconds)",
+        "longest time for one admission, body included: a body still arriving gets 408, a "
+        "decision still running lets the pod through unchanged with a warning (default 5s; "
+        "keep it under the webhook's timeoutSeconds)",
     )
     k = parser.add_argument_group("cluster")
     k.add_argument("--kubeconfig", type=Path, help="(out-of-cluster) path to a kubeconfig file")

@@ -37,7 +37,8 @@ OVER_BUDGET = "over time budget"  # the outcome of a decision cut off by the tim
 
 class AdmissionEndpoint:
     """POST an AdmissionReview, get one back. Checks in a fixed order:
-    method 405, body size 413, content type 415, decoding 400, then the decision."""
+    method 405, body size 413, body arrival within the time budget 408, content type 415,
+    decoding 400, then the decision, allowed unchanged when the budget runs out."""
 
     def __init__(
         self,
@@ -59,10 +60,19 @@ class AdmissionEndpoint:
         review: Review | None = None
         decision: Decision | None = None
         body = b""
+        # One deadline for the whole request: a body sent slowly eats into the decision's time.
+        budget = self._time_budget
+        deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             if scope["method"] != "POST":
                 raise BadRequest(405, f"{scope['method']} is not allowed; POST an AdmissionReview")
-            body = await self._read_body(scope, receive)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    body = await self._read_body(scope, receive)
+            except TimeoutError:
+                raise BadRequest(
+                    408, f"the body did not arrive within the time budget of {budget:g}s"
+                ) from None
             content_type = _header(scope, b"content-type").split(b";", 1)[0].strip().lower()
             if content_type != b"application/json":
                 raise BadRequest(
@@ -71,7 +81,7 @@ class AdmissionEndpoint:
                     "expected application/json",
                 )
             review = decode_review(body)
-            decision = await self._decide_within_budget(review)
+            decision = await self._decide_within_budget(review, deadline)
             status, payload = 200, patched(review, decision.ops, decision.warnings)
         except BadRequest as exc:
             status, payload = exc.status, errored(exc.status, exc.message, body=body)
@@ -92,11 +102,11 @@ class AdmissionEndpoint:
             scope["method"], self.path, status, time.perf_counter() - started, review, decision
         )
 
-    async def _decide_within_budget(self, review: Review) -> Decision:
+    async def _decide_within_budget(self, review: Review, deadline: float | None) -> Decision:
         """The decision, or, past the budget, the pod allowed unchanged: never a hang, never
         a kube-apiserver timeout that failurePolicy: Fail would turn into a refused pod."""
         try:
-            async with asyncio.timeout(self._time_budget):
+            async with asyncio.timeout_at(deadline):
                 return await self._decide(review)
         except TimeoutError:
             logger.warning(
@@ -107,7 +117,7 @@ class AdmissionEndpoint:
                 self._time_budget,
             )
             warning = (
-                f"pod-identity-webhook: not mutated, the decision took longer than "
+                f"pod-identity-webhook: not mutated, the admission took longer than "
                 f"{self._time_budget:g}s; the pod has no AWS credentials from the webhook"
             )
             return Decision([], (warning,), OVER_BUDGET)

@@ -66,6 +66,8 @@ def test_every_metric_is_exposed_under_its_name_and_moves(
         assert metrics['pod_identity_webhook_pod_count{method="sts_web_identity"}'] == 2
         assert metrics["pod_identity_webhook_missing_sa_count"] == 1
         assert metrics["pod_identity_webhook_used"] == 1
+        assert metrics["process_resident_memory_bytes"] > 10_000_000
+        assert metrics["process_open_fds"] > 0
         # ours
         assert (
             metrics[

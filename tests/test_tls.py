@@ -172,21 +172,30 @@ def test_cipher_suite_named_the_go_way_is_the_one_negotiated(
         assert cipher[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
 
 
-def test_unknown_cipher_suite_stops_start_up_naming_it(
-    tmp_path: Path, cert_files: CertFiles
+@pytest.mark.parametrize(
+    ("suite", "expected"),
+    [
+        ("TLS_BOGUS", "a Go cipher suite name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+        (
+            "TLS_RSA_WITH_RC4_128_SHA",
+            "a suite that is not RC4 (RC4 is broken and not offered), such as "
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ),
+    ],
+)
+def test_unknown_or_broken_cipher_suite_stops_start_up_naming_it(
+    tmp_path: Path, cert_files: CertFiles, suite: str, expected: str
 ) -> None:
     args = ("--service-accounts-file", _sa_file(tmp_path), "--tls-cipher-suites")
+    message = (
+        f"pod-identity-webhook serve: --tls-cipher-suites='{suite}' is invalid: expected {expected}"
+    )
     with (
-        pytest.raises(
-            RuntimeError,
-            match=r"exited with 2:\npod-identity-webhook serve: --tls-cipher-suites='TLS_RSA_WITH_RC4_128_SHA' "
-            r"is invalid: expected a Go cipher suite name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n$",
-        ),
-        run_webhook(
-            tmp_path, *args, "TLS_AES_128_GCM_SHA256,TLS_RSA_WITH_RC4_128_SHA", certs=cert_files
-        ),
+        pytest.raises(RuntimeError) as caught,
+        run_webhook(tmp_path, *args, f"TLS_AES_128_GCM_SHA256,{suite}", certs=cert_files),
     ):
         pass
+    assert str(caught.value) == f"webhook exited with 2:\n{message}\n"
 
 
 # -- client certificates ------------------------------------------------------------------

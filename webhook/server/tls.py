@@ -54,6 +54,14 @@ GO_CIPHER_SUITES = {
 TLS13_SUITES = frozenset(
     ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 )
+# Go knows these but OpenSSL 3 no longer offers RC4.
+GO_RC4_SUITES = frozenset(
+    (
+        "TLS_RSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    )
+)
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -64,6 +72,13 @@ def openssl_ciphers(names: tuple[str, ...]) -> str:
         if name in TLS13_SUITES:
             continue
         openssl_name = GO_CIPHER_SUITES.get(name)
+        if name in GO_RC4_SUITES:
+            raise SettingsError(
+                "--tls-cipher-suites",
+                name,
+                "a suite that is not RC4 (RC4 is broken and not offered), such as "
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            )
         if openssl_name is None:
             raise SettingsError(
                 "--tls-cipher-suites",

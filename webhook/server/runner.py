@@ -32,6 +32,9 @@ class _Server(uvicorn.Server):
 
 
 def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Config:
+    # uvicorn annotates this as int but hands it to asyncio.wait_for, which takes any seconds:
+    # pass the exact grace period (rounding 1.5s up to 2s would overrun it).
+    extra["timeout_graceful_shutdown"] = settings.shutdown_grace_period
     return uvicorn.Config(
         app,
         host=settings.bind_address,
@@ -40,7 +43,6 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=max(round(settings.shutdown_grace_period), 1),
         timeout_keep_alive=30,
         **extra,
     )

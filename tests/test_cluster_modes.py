@@ -60,7 +60,7 @@ def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
             metrics = httpx.get(webhook.metrics_url + "/metrics").text
     assert results["missing"] is None and results["missing_seconds"] >= 2.9
     assert results["other"] == ARN + "fresh" and results["other_seconds"] < 2
-    assert "pod_identity_webhook_missing_sa_count_total 1.0" in metrics
+    assert "pod_identity_webhook_missing_sa_count 1.0" in metrics
 
 
 @pytest.fixture()

@@ -165,7 +165,10 @@ def test_missing_tls_files_fail_start_up_clearly(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2
-    assert "--tls-cert/--tls-key=" in result.stderr and "No such file or directory" in result.stderr
+    assert result.stderr == (
+        f"pod-identity-webhook serve: --tls-cert='{tmp_path / 'none.crt'}' is invalid: "
+        "expected an existing PEM file\n"
+    )
     assert "Traceback" not in result.stderr
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.server import CertFiles
 from webhook.cli import build_parser, main
 from webhook.settings import Settings, SettingsError, parse_duration, settings_from_args
 
@@ -43,6 +44,14 @@ def test_defaults_match_upstream() -> None:
         (["--token-expiration", "100"], "token_expiration", 600),
         (["--tls-cipher-suites", "TLS_A, TLS_B"], "tls_cipher_suites", ("TLS_A", "TLS_B")),
         (["-v"], "log_level", "debug"),
+        (["-v=4"], "log_level", "debug"),
+        (["--v", "5"], "log_level", "debug"),
+        (["--v=2"], "log_level", "info"),
+        (
+            ["--logtostderr", "--alsologtostderr=false", "--stderrthreshold", "2", "--vmodule=x=4"],
+            "log_level",
+            "info",
+        ),
     ],
     ids=[
         "bool-bare",
@@ -53,6 +62,10 @@ def test_defaults_match_upstream() -> None:
         "expiration-raised",
         "cipher-list",
         "verbose",
+        "klog-v-equals",
+        "klog-long-v",
+        "klog-v-below-debug",
+        "klog-flags-accepted",
     ],
 )
 def test_flags_parse_like_upstream(argv: list[str], attribute: str, value: object) -> None:
@@ -95,12 +108,24 @@ def test_bad_durations_are_rejected(text: str) -> None:
 
 
 def test_serve_outside_a_cluster_without_a_source_says_what_it_needs(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], cert_files: CertFiles
 ) -> None:
-    assert main(["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"]) == 2
+    # TLS flags are checked first, so give it a usable pair
+    args = ["--tls-cert", str(cert_files.cert), "--tls-key", str(cert_files.key)]
+    assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
     assert "cannot load in-cluster config" in err
     assert "or --service-accounts-file PATH to run without a cluster" in err
+
+
+def test_missing_tls_pair_stops_serve_before_any_source_is_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"]) == 2
+    assert capsys.readouterr().err == (
+        "pod-identity-webhook serve: --tls-cert='/nonexistent.crt' is invalid: "
+        "expected an existing PEM file\n"
+    )
 
 
 def test_version_flag_prints_version(capsys: pytest.CaptureFixture[str]) -> None:

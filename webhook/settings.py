@@ -28,6 +28,26 @@ DEFAULT_FARGATE_SCHEDULER_NAME = "fargate-scheduler"
 # per value), and the AdmissionReview envelope adds well under that again on top.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
+# klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
+KLOG_DEBUG_VERBOSITY = 4
+KLOG_BOOL_FLAGS = (
+    "--logtostderr",
+    "--alsologtostderr",
+    "--add_dir_header",
+    "--skip_headers",
+    "--skip_log_headers",
+    "--one_output",
+)
+KLOG_VALUE_FLAGS = (
+    "--log_dir",
+    "--log_file",
+    "--log_file_max_size",
+    "--log_backtrace_at",
+    "--stderrthreshold",
+    "--vmodule",
+)
+# Half of kube-apiserver's default webhook timeout (10s): an answer always arrives in time.
+DEFAULT_REQUEST_TIME_BUDGET_SECONDS = 5.0
 
 
 class SettingsError(ValueError):
@@ -122,6 +142,7 @@ class Settings:
     enable_debugging_handlers: bool = False
     shutdown_grace_period: float = 10.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    request_time_budget: float = DEFAULT_REQUEST_TIME_BUDGET_SECONDS
     log_format: str = "text"
     log_level: str = "info"
 
@@ -260,6 +281,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"largest AdmissionReview body accepted (default {d.max_request_bytes})",
     )
+    _duration_flag(
+        g,
+        "--request-time-budget",
+        "longest time for one admission, body included: a body still arriving gets 408, a "
+        "decision still running lets the pod through unchanged with a warning (default 5s; "
+        "keep it under the webhook's timeoutSeconds)",
+    )
     k = parser.add_argument_group("cluster")
     k.add_argument("--kubeconfig", type=Path, help="(out-of-cluster) path to a kubeconfig file")
     k.add_argument("--kube-api", help="(out-of-cluster) URL of the API server")
@@ -292,11 +320,22 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     o.add_argument(
         "-v",
+        "--v",
         dest="verbosity",
-        action="count",
-        default=0,
-        help="more logging (-v is debug); kept for upstream's klog -v",
+        nargs="?",
+        const=KLOG_DEBUG_VERBOSITY,
+        type=int,
+        help=f"upstream's klog verbosity: {KLOG_DEBUG_VERBOSITY} or more (or a bare -v) "
+        "is --log-level debug, less is info",
     )
+    k = parser.add_argument_group(
+        "upstream's klog flags, accepted so upstream's manifests run unchanged; "
+        "logs always go to stderr"
+    )
+    for flag in KLOG_BOOL_FLAGS:
+        _bool_flag(k, flag, "ignored")
+    for flag in KLOG_VALUE_FLAGS:
+        k.add_argument(flag, metavar="VALUE", help="ignored")
 
 
 def _validate(s: Settings) -> None:
@@ -327,6 +366,8 @@ def _validate(s: Settings) -> None:
         )
     if s.max_request_bytes < 1024:
         raise SettingsError("--max-request-bytes", s.max_request_bytes, "at least 1024")
+    if s.request_time_budget <= 0:
+        raise SettingsError("--request-time-budget", s.request_time_budget, "a positive duration")
     for flag, seconds in (
         ("--resync-period", s.resync_period),
         ("--service-account-lookup-grace-period", s.service_account_lookup_grace_period),
@@ -350,7 +391,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             part.strip() for part in given["tls_cipher_suites"].split(",") if part.strip()
         )
     verbosity = raw.get("verbosity") or 0
-    if verbosity and "log_level" not in given:
+    if verbosity >= KLOG_DEBUG_VERBOSITY and "log_level" not in given:
         given["log_level"] = "debug"
     settings = Settings(**given)
     if settings.token_expiration < MIN_TOKEN_EXPIRATION_SECONDS and settings.token_expiration > 0:

@@ -57,9 +57,12 @@ class RunningWebhook:
     metrics_url: str  # http://127.0.0.1:PORT
     certs: CertFiles
     log_path: Path
+    client_cert: tuple[Path, Path] | None = None  # presented when --client-ca-file is used
 
     def client(self, **kwargs: object) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.certs.ca))
+        if self.client_cert is not None:
+            context.load_cert_chain(*map(str, self.client_cert))
         return httpx.Client(base_url=self.url, verify=context, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def log(self) -> str:
@@ -78,6 +81,7 @@ def run_webhook(
     certs: CertFiles | None = None,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> Iterator[RunningWebhook]:
     """Start the server with `args` added to TLS and port flags; stop it with SIGTERM after."""
     certs = certs or write_certs(tmp_path / "certs")
@@ -105,7 +109,12 @@ def run_webhook(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
     running = RunningWebhook(
-        process, f"https://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", certs, log_path
+        process,
+        f"https://127.0.0.1:{port}",
+        f"http://127.0.0.1:{metrics_port}",
+        certs,
+        log_path,
+        client_cert,
     )
     try:
         _wait_listening(running, ready=wait_ready)

@@ -9,6 +9,7 @@ from typing import Any
 from webhook.logs import configure_logging
 from webhook.server.runner import run_servers
 from webhook.server.service import StartupError, WebhookService
+from webhook.server.tls import build_server_context
 from webhook.settings import add_mutation_arguments, add_server_arguments, settings_from_args
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    build_server_context(settings)  # bad TLS flags or files fail before any source is read
     service = WebhookService(settings)
     try:
         service.load_sources()

@@ -6,6 +6,7 @@ is skipped here (issue 9 measures it); FastAPI serves everything else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,39 +29,55 @@ class Decision:
 
 
 Decide = Callable[[Review], Awaitable[Decision]]
-Observe = Callable[[str, int, float, Review | None, Decision | None], None]
+Observe = Callable[[str, str, int, float, Review | None, Decision | None], None]  # verb, path, ...
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+OVER_BUDGET = "over time budget"  # the outcome of a decision cut off by the time budget
 
 
 class AdmissionEndpoint:
     """POST an AdmissionReview, get one back. Checks in a fixed order:
-    method 405, body size 413, content type 415, decoding 400, then the decision."""
+    method 405, body size 413, body arrival within the time budget 408, content type 415,
+    decoding 400, then the decision, allowed unchanged when the budget runs out."""
 
-    def __init__(self, path: str, decide: Decide, *, max_body_bytes: int, observe: Observe) -> None:
+    def __init__(
+        self,
+        path: str,
+        decide: Decide,
+        *,
+        max_body_bytes: int,
+        observe: Observe,
+        time_budget: float | None = None,
+    ) -> None:
         self.path = path
         self._decide = decide
         self._max_body_bytes = max_body_bytes
         self._observe = observe
+        self._time_budget = time_budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         review: Review | None = None
         decision: Decision | None = None
         body = b""
+        # One deadline for the whole request: a body sent slowly eats into the decision's time.
+        budget = self._time_budget
+        deadline = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             if scope["method"] != "POST":
                 raise BadRequest(405, f"{scope['method']} is not allowed; POST an AdmissionReview")
-            body = await self._read_body(scope, receive)
-            content_type = _header(scope, b"content-type").split(b";", 1)[0].strip().lower()
-            if content_type != b"application/json":
-                raise BadRequest(
-                    415,
-                    f"Content-Type {content_type.decode('latin-1')!r} is not supported; "
-                    "expected application/json",
-                )
-            review = decode_review(body)
-            decision = await self._decide(review)
+            try:
+                async with asyncio.timeout_at(deadline):  # one timer per request: ~4 µs
+                    body = await self._read_body(scope, receive)
+                    _check_content_type(scope)
+                    review = decode_review(body)
+                    decision = await self._decide(review)
+            except TimeoutError:
+                if review is None:
+                    raise BadRequest(
+                        408, f"the body did not arrive within the time budget of {budget:g}s"
+                    ) from None
+                decision = self._over_budget(review)
             status, payload = 200, patched(review, decision.ops, decision.warnings)
         except BadRequest as exc:
             status, payload = exc.status, errored(exc.status, exc.message, body=body)
@@ -77,7 +94,25 @@ class AdmissionEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        self._observe(self.path, status, time.perf_counter() - started, review, decision)
+        self._observe(
+            scope["method"], self.path, status, time.perf_counter() - started, review, decision
+        )
+
+    def _over_budget(self, review: Review) -> Decision:
+        """Past the budget the pod is allowed unchanged: never a hang, never a kube-apiserver
+        timeout that failurePolicy: Fail would turn into a refused pod."""
+        logger.warning(
+            "admission %s in namespace %s took longer than the time budget of %gs; "
+            "allowed without changes",
+            review.uid,
+            review.namespace,
+            self._time_budget,
+        )
+        warning = (
+            f"pod-identity-webhook: not mutated, the admission took longer than "
+            f"{self._time_budget:g}s; the pod has no AWS credentials from the webhook"
+        )
+        return Decision([], (warning,), OVER_BUDGET)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -99,6 +134,16 @@ class AdmissionEndpoint:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _check_content_type(scope: Scope) -> None:
+    content_type = _header(scope, b"content-type").split(b";", 1)[0].strip().lower()
+    if content_type != b"application/json":
+        raise BadRequest(
+            415,
+            f"Content-Type {content_type.decode('latin-1')!r} is not supported; "
+            "expected application/json",
+        )
 
 
 def _header(scope: Scope, name: bytes) -> bytes:

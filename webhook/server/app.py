@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
-from webhook.server.admission import AdmissionEndpoint, Decision, Observe
+from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
 from webhook.server.service import WebhookService
 
@@ -38,11 +38,25 @@ def _observer(service: WebhookService) -> Observe:
     metrics = service.metrics
 
     def observe(
-        path: str, status: int, seconds: float, review: Review | None, decision: Decision | None
+        verb: str,
+        path: str,
+        status: int,
+        seconds: float,
+        review: Review | None,
+        decision: Decision | None,
     ) -> None:
-        metrics.observe_request("POST", path, status, seconds)
+        metrics.observe_request(verb, path, status, seconds)
         if review is None or decision is None:
             return
+        if decision.outcome == OVER_BUDGET:
+            metrics.over_budget.inc()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "admission uid=%s patch paths=%s warnings=%s",
+                review.uid,
+                [op["path"] for op in decision.ops],
+                list(decision.warnings),
+            )
         pod = review.pod or {}
         metadata = pod.get("metadata") or {}
         name = metadata.get("name") or metadata.get("generateName") or "-"
@@ -89,6 +103,7 @@ class WebhookApp:
                 service.decide_identity,
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
+                time_budget=service.settings.request_time_budget,
             ),
         }
 

@@ -15,7 +15,12 @@ from webhook.types import JsonObject, PatchOp
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 # kube-apiserver shows warnings to users; it truncates long ones, so keep them readable.
 MAX_WARNING_CHARS = 256
-MAX_JSON_DEPTH = 64
+# Messages quote what they found (a kind, a key): a hostile body must not make them huge,
+# in the answer or in the log.
+MAX_MESSAGE_CHARS = 512
+# orjson refuses deeper documents itself, at no cost per request; nothing downstream recurses
+# into the pod, so this is the only depth limit needed.
+MAX_JSON_DEPTH = 1024
 
 
 class BadRequest(Exception):
@@ -23,7 +28,10 @@ class BadRequest(Exception):
 
     def __init__(self, status: int = 400, message: str | None = None) -> None:
         self.status = status
-        self.message = message or HTTPStatus(status).phrase
+        message = message or HTTPStatus(status).phrase
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+        self.message = message
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -43,19 +51,13 @@ class Review:
     pod: JsonObject | None  # None when the object is not a Pod or the operation is not CREATE
 
 
-def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend(
-                (child, depth + 1) for child in item.values() if isinstance(child, (dict, list))
-            )
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
-    return True
+def _invalid_json(exc: orjson.JSONDecodeError) -> BadRequest:
+    """400 for a body orjson cannot parse; nesting past its depth limit gets its own message."""
+    if str(exc).startswith("depth limit exceeded"):
+        return BadRequest(
+            400, f"body is nested deeper than {MAX_JSON_DEPTH} levels; a Pod is never that deep"
+        )
+    return BadRequest(400, f"body is not valid JSON: {exc}")
 
 
 def decode_review(body: bytes) -> Review:
@@ -64,7 +66,7 @@ def decode_review(body: bytes) -> Review:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, f"body is not valid JSON: {exc}") from exc
+        raise _invalid_json(exc) from exc
     if not isinstance(document, dict):
         raise BadRequest(400, "body is not a JSON object; expected an AdmissionReview")
     api_version = document.get("apiVersion")
@@ -87,8 +89,6 @@ def decode_review(body: bytes) -> Review:
     operation = request.get("operation") or "CREATE"
     if not isinstance(operation, str):
         raise BadRequest(400, "request.operation must be a string")
-    if not _depth_ok(request, MAX_JSON_DEPTH):
-        raise BadRequest(400, f"request is nested deeper than {MAX_JSON_DEPTH} levels")
     obj = request.get("object")
     if not _is_pod(request, obj) or operation != "CREATE":
         return Review(api_version, kind, uid, namespace, operation, None)

@@ -1,11 +1,43 @@
-"""Prometheus metrics. Names that upstream has keep upstream's name, so dashboards carry over."""
+"""Prometheus metrics. Names that upstream has keep upstream's name, so dashboards carry over.
+
+Go's client exposes a counter under exactly its name (`http_request_count`); Python's always
+appends `_total`. Upstream's counters are therefore kept in a private registry and exposed
+under their Go names by `_GoNamedCounters`, typed `untyped` because the text format ties the
+`counter` type to the `_total` name. Counters that are ours alone keep the `_total` form.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from collections.abc import Iterator
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # upstream: prometheus.ExponentialBuckets(125000, 2.0, 7), in microseconds
 _UPSTREAM_LATENCY_BUCKETS_US = tuple(125000.0 * 2**i for i in range(7))
+
+
+class _GoNamedCounters(Collector):
+    def __init__(self, counters: CollectorRegistry) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._counters.collect():
+            metric = Metric(family.name, family.documentation, "unknown")
+            for sample in family.samples:
+                if sample.name == family.name + "_total":
+                    metric.add_sample(family.name, sample.labels, sample.value)
+            yield metric
 
 
 class Metrics:
@@ -14,11 +46,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_* as Go's default registry has them (CPU, memory, fds, start time), so
+        # upstream's dashboards keep their resource panels; plus python_info and python_gc_*
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+        go_counters = CollectorRegistry(auto_describe=True)
+        r.register(_GoNamedCounters(go_counters))
         self.request_count = Counter(
             "http_request_count",
             "Counter of requests broken out for each verb, path, and response code.",
             ["verb", "path", "code"],
-            registry=r,
+            registry=go_counters,
         )
         self.request_latencies = Histogram(
             "http_request_latencies",
@@ -44,12 +82,12 @@ class Metrics:
             "pod_identity_webhook_pod_count",
             "Indicator to how many pods are using sts web identity or container credentials",
             ["method"],
-            registry=r,
+            registry=go_counters,
         )
         self.missing_sa = Counter(
             "pod_identity_webhook_missing_sa_count",
             "Service account did not have the right annotations or was not found in the cache.",
-            registry=r,
+            registry=go_counters,
         )
         self.used = Gauge(
             "pod_identity_webhook_used",
@@ -82,6 +120,12 @@ class Metrics:
         self.certificate_expiry = Gauge(
             "pod_identity_webhook_certificate_expiry_timestamp_seconds",
             "Expiry time of the serving certificate, in seconds since the epoch.",
+            registry=r,
+        )
+
+        self.over_budget = Counter(
+            "pod_identity_webhook_time_budget_exceeded",
+            "Admissions answered unchanged because deciding took longer than --request-time-budget.",
             registry=r,
         )
 

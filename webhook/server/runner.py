@@ -32,6 +32,9 @@ class _Server(uvicorn.Server):
 
 
 def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Config:
+    # uvicorn annotates this as int but hands it to asyncio.wait_for, which takes any seconds:
+    # pass the exact grace period (rounding 1.5s up to 2s would overrun it).
+    extra["timeout_graceful_shutdown"] = settings.shutdown_grace_period
     return uvicorn.Config(
         app,
         host=settings.bind_address,
@@ -40,7 +43,6 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=max(round(settings.shutdown_grace_period), 1),
         timeout_keep_alive=30,
         **extra,
     )
@@ -48,6 +50,8 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
 
 async def run_servers(service: WebhookService) -> None:
     settings = service.settings
+    # Loaded here, next to the reloader that remembers what was loaded: a pair that changes
+    # while the sources load (a cluster list can take seconds) is then still picked up.
     context = build_server_context(settings)
     reloader = CertificateReloader(
         context,
@@ -78,6 +82,13 @@ async def run_servers(service: WebhookService) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
+    if settings.service_account_lookup_grace_period >= settings.request_time_budget:
+        logger.warning(
+            "--service-account-lookup-grace-period=%gs is not shorter than "
+            "--request-time-budget=%gs: a lookup still waiting at the budget is cut off there",
+            settings.service_account_lookup_grace_period,
+            settings.request_time_budget,
+        )
     await service.start()
     reload_task = asyncio.create_task(reloader.watch())
     try:

@@ -24,7 +24,7 @@ from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
-RELOAD_INTERVAL_SECONDS = 2.0
+RELOAD_INTERVAL_SECONDS = 1.0
 
 # Go/IANA cipher suite names (upstream's --tls-cipher-suites) to OpenSSL names.
 GO_CIPHER_SUITES = {
@@ -54,6 +54,14 @@ GO_CIPHER_SUITES = {
 TLS13_SUITES = frozenset(
     ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 )
+# Go knows these but OpenSSL 3 no longer offers RC4.
+GO_RC4_SUITES = frozenset(
+    (
+        "TLS_RSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+        "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    )
+)
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -64,6 +72,13 @@ def openssl_ciphers(names: tuple[str, ...]) -> str:
         if name in TLS13_SUITES:
             continue
         openssl_name = GO_CIPHER_SUITES.get(name)
+        if name in GO_RC4_SUITES:
+            raise SettingsError(
+                "--tls-cipher-suites",
+                name,
+                "a suite that is not RC4 (RC4 is broken and not offered), such as "
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            )
         if openssl_name is None:
             raise SettingsError(
                 "--tls-cipher-suites",
@@ -108,14 +123,12 @@ def build_server_context(settings: Settings) -> ssl.SSLContext:
             ) from exc
         context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(["http/1.1"])
+    for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        # ssl's FileNotFoundError does not say which of the two files is missing
+        if not path.is_file():
+            raise SettingsError(flag, str(path), "an existing PEM file")
     try:
         context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
-    except FileNotFoundError as exc:
-        raise SettingsError(
-            "--tls-cert/--tls-key",
-            f"{settings.tls_cert}, {settings.tls_key}",
-            f"existing PEM files ({exc.strerror}: {exc.filename})",
-        ) from exc
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(
             "--tls-cert/--tls-key",

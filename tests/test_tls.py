@@ -1,0 +1,364 @@
+"""TLS of the real server: minimum version, cipher suites, client certificates, hot reload."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.admission import eventually, review
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
+
+SERVICE_ACCOUNTS = """
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: app
+  namespace: team-a
+  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}
+"""
+JSON = {"Content-Type": "application/json"}
+
+
+def _sa_file(tmp_path: Path) -> str:
+    path = tmp_path / "sa.yaml"
+    path.write_text(SERVICE_ACCOUNTS)
+    return str(path)
+
+
+@dataclass(frozen=True)
+class ClientPair:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def write_client_pair(directory: Path, name: str) -> ClientPair:
+    """A client CA and a client certificate (extended key usage clientAuth) it signs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} client CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pair = ClientPair(directory / "ca.crt", directory / "client.crt", directory / "client.key")
+    pair.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pair.key.write_bytes(_pem_key(key))
+    return pair
+
+
+def _context(*cafiles: Path, client: ClientPair | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    for cafile in cafiles:
+        context.load_verify_locations(cafile=str(cafile))
+    if client is not None:
+        context.load_cert_chain(str(client.cert), str(client.key))
+    return context
+
+
+def _port(webhook: RunningWebhook) -> int:
+    return int(webhook.url.rsplit(":", 1)[1])
+
+
+def served_serial(webhook: RunningWebhook, *cafiles: Path) -> int:
+    """Serial number of the certificate a new TLS handshake is given."""
+    context = _context(*cafiles)
+    with (
+        socket.create_connection(("127.0.0.1", _port(webhook)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _serial(cert: Path) -> int:
+    return x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+
+
+def _metric(webhook: RunningWebhook, line_start: str) -> str:
+    for line in httpx.get(webhook.metrics_url + "/metrics").text.splitlines():
+        if line.startswith(line_start + " "):
+            return line.rsplit(" ", 1)[1]
+    return ""
+
+
+# -- version and cipher suites ------------------------------------------------------------
+
+
+def test_min_version_13_refuses_a_tls12_client_and_serves_tls13(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path,
+        "--service-accounts-file",
+        _sa_file(tmp_path),
+        "--tls-min-version",
+        "1.3",
+        certs=cert_files,
+    ) as webhook:
+        old = _context(cert_files.ca)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(httpx.ConnectError), httpx.Client(verify=old) as client:
+            client.get(webhook.url + "/healthz")
+        context = _context(cert_files.ca)
+        with (
+            socket.create_connection(("127.0.0.1", _port(webhook)), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            assert conn.version() == "TLSv1.3"
+
+
+def test_cipher_suite_named_the_go_way_is_the_one_negotiated(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path,
+        "--service-accounts-file",
+        _sa_file(tmp_path),
+        "--tls-cipher-suites",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+        certs=cert_files,
+    ) as webhook:
+        context = _context(cert_files.ca)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        with (
+            socket.create_connection(("127.0.0.1", _port(webhook)), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            cipher = conn.cipher()
+        assert cipher is not None
+        assert cipher[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
+
+
+@pytest.mark.parametrize(
+    ("suite", "expected"),
+    [
+        ("TLS_BOGUS", "a Go cipher suite name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+        (
+            "TLS_RSA_WITH_RC4_128_SHA",
+            "a suite that is not RC4 (RC4 is broken and not offered), such as "
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ),
+    ],
+)
+def test_unknown_or_broken_cipher_suite_stops_start_up_naming_it(
+    tmp_path: Path, cert_files: CertFiles, suite: str, expected: str
+) -> None:
+    args = ("--service-accounts-file", _sa_file(tmp_path), "--tls-cipher-suites")
+    message = (
+        f"pod-identity-webhook serve: --tls-cipher-suites='{suite}' is invalid: expected {expected}"
+    )
+    with (
+        pytest.raises(RuntimeError) as caught,
+        run_webhook(tmp_path, *args, f"TLS_AES_128_GCM_SHA256,{suite}", certs=cert_files),
+    ):
+        pass
+    assert str(caught.value) == f"webhook exited with 2:\n{message}\n"
+
+
+# -- client certificates ------------------------------------------------------------------
+
+
+def test_client_ca_lets_only_clients_with_a_certificate_it_signed_call_mutate(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    apiserver = write_client_pair(tmp_path / "apiserver", "kube-apiserver")
+    stranger = write_client_pair(tmp_path / "stranger", "stranger")
+    with run_webhook(
+        tmp_path,
+        "--service-accounts-file",
+        _sa_file(tmp_path),
+        "--client-ca-file",
+        str(apiserver.ca),
+        certs=cert_files,
+        client_cert=(apiserver.cert, apiserver.key),
+    ) as webhook:
+        body = orjson.dumps(review("team-a", "app"))
+        with httpx.Client(verify=_context(cert_files.ca, client=apiserver)) as client:
+            answer = client.post(webhook.url + "/mutate", content=body, headers=JSON)
+        assert answer.status_code == 200
+        assert answer.json()["response"]["patchType"] == "JSONPatch"
+        for context in (_context(cert_files.ca), _context(cert_files.ca, client=stranger)):
+            with (
+                pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
+                httpx.Client(verify=context) as client,
+            ):
+                client.post(webhook.url + "/mutate", content=body, headers=JSON)
+        # kubelet probes carry no client certificate: they use the metrics port
+        assert httpx.get(webhook.metrics_url + "/healthz").text == "ok"
+        assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
+
+
+def test_unreadable_client_ca_stops_start_up_naming_the_flag(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    missing = tmp_path / "missing-ca.crt"
+    args = ("--service-accounts-file", _sa_file(tmp_path), "--client-ca-file", str(missing))
+    with (
+        pytest.raises(
+            RuntimeError,
+            match=r"exited with 2:\npod-identity-webhook serve: --client-ca-file='.*missing-ca.crt' is invalid: expected a readable PEM CA bundle",
+        ),
+        run_webhook(tmp_path, *args, certs=cert_files),
+    ):
+        pass
+
+
+# -- hot reload -----------------------------------------------------------------------------
+
+
+class Load:
+    """Requests in a loop from another thread, each on a new connection, counting failures."""
+
+    def __init__(self, webhook: RunningWebhook, *cafiles: Path) -> None:
+        self.client = httpx.Client(
+            base_url=webhook.url,
+            verify=_context(*cafiles),
+            limits=httpx.Limits(max_keepalive_connections=0),
+            timeout=5,
+        )
+        self.body = orjson.dumps(review("team-a", "app"))
+        self.ok = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = self.client.post("/mutate", content=self.body, headers=JSON)
+            except httpx.HTTPError as exc:
+                self.failures.append(repr(exc))
+                continue
+            if answer.status_code == 200 and "patch" in answer.json()["response"]:
+                self.ok += 1
+            else:
+                self.failures.append(f"{answer.status_code} {answer.text}")
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.client.close()
+
+
+def test_rotation_under_continuous_load_drops_nothing_and_serves_the_new_pair(
+    tmp_path: Path,
+) -> None:
+    old = write_certs(tmp_path / "serving")
+    new = write_certs(tmp_path / "next", days=60)
+    with run_webhook(tmp_path, "--service-accounts-file", _sa_file(tmp_path), certs=old) as webhook:
+        assert served_serial(webhook, old.ca) == _serial(old.cert)
+        with Load(webhook, old.ca, new.ca) as load:
+            time.sleep(0.3)
+            # as a naive writer would: the cert first, the key a moment later
+            old.cert.write_bytes(new.cert.read_bytes())
+            time.sleep(0.05)
+            old.key.write_bytes(new.key.read_bytes())
+            served = eventually(lambda: served_serial(webhook, old.ca, new.ca), _serial(new.cert))
+            time.sleep(0.3)
+        assert served == _serial(new.cert)
+        assert load.failures == []
+        assert load.ok > 10
+        expiry = x509.load_pem_x509_certificate(new.cert.read_bytes()).not_valid_after_utc
+        assert float(
+            _metric(webhook, "pod_identity_webhook_certificate_expiry_timestamp_seconds")
+        ) == pytest.approx(expiry.timestamp())
+        assert "reloaded TLS certificate" in webhook.log()
+
+
+def _secret_volume(root: Path, pair: CertFiles | tuple[bytes, bytes], version: int) -> None:
+    """Lay out (or update) `root` as kubelet does for a Secret volume: files in a timestamped
+    directory, `..data` pointing at it, and `tls.crt`/`tls.key` pointing through `..data`."""
+    cert, key = (
+        (pair.cert.read_bytes(), pair.key.read_bytes()) if isinstance(pair, CertFiles) else pair
+    )
+    versioned = root / f"..2026_11_23_00_00_0{version}"
+    versioned.mkdir(parents=True)
+    (versioned / "tls.crt").write_bytes(cert)
+    (versioned / "tls.key").write_bytes(key)
+    staging = root / "..data_tmp"
+    staging.symlink_to(versioned.name)
+    os.replace(staging, root / "..data")  # the atomic swap
+    for name in ("tls.crt", "tls.key"):
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(f"..data/{name}")
+
+
+def test_secret_volume_swap_rejects_mismatched_and_half_written_pairs_then_takes_a_good_one(
+    tmp_path: Path,
+) -> None:
+    first, second, third = (write_certs(tmp_path / name) for name in ("first", "second", "third"))
+    volume = tmp_path / "volume"
+    _secret_volume(volume, first, 1)
+    mounted = CertFiles(volume, first.ca, volume / "tls.crt", volume / "tls.key")
+    cas = (first.ca, second.ca, third.ca)
+    with run_webhook(
+        tmp_path, "--service-accounts-file", _sa_file(tmp_path), certs=mounted
+    ) as webhook:
+        failures = 'pod_identity_webhook_config_reloads_total{result="failure",source="tls"}'
+        # a certificate with someone else's key
+        _secret_volume(volume, (second.cert.read_bytes(), third.key.read_bytes()), 2)
+        assert eventually(lambda: _metric(webhook, failures), "1.0") == "1.0"
+        assert served_serial(webhook, *cas) == _serial(first.cert)
+        # a certificate cut off half way
+        half = second.cert.read_bytes()[: len(second.cert.read_bytes()) // 2]
+        _secret_volume(volume, (half, second.key.read_bytes()), 3)
+        assert eventually(lambda: _metric(webhook, failures), "2.0") == "2.0"
+        assert served_serial(webhook, *cas) == _serial(first.cert)
+        with webhook.client() as client:
+            answer = client.post(
+                "/mutate", content=orjson.dumps(review("team-a", "app")), headers=JSON
+            )
+        assert answer.status_code == 200
+        # a good pair
+        _secret_volume(volume, third, 4)
+        assert eventually(lambda: served_serial(webhook, *cas), _serial(third.cert)) == _serial(
+            third.cert
+        )
+        assert webhook.log().count("rejected new TLS pair") == 2

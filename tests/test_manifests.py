@@ -21,7 +21,9 @@ from webhook.settings import Settings, settings_from_args
 from webhook.sources.rbac import REQUIRED_RBAC
 
 ROOT = Path(__file__).resolve().parent.parent
-KUBERNETES_VERSION = "1.30"  # oldest Kubernetes the manifests target; kubernetes-validate bundles it
+KUBERNETES_VERSION = (
+    "1.30"  # oldest Kubernetes the manifests target; kubernetes-validate bundles it
+)
 FARGATE_PATH = "/mutate-fargate"
 IDENTITY_WEBHOOK = "pod-identity-webhook.amazonaws.com"
 FARGATE_WEBHOOK = "fargate.pod-identity-webhook.amazonaws.com"
@@ -43,7 +45,9 @@ Objects = list[dict[str, Any]]
 def kubectl() -> str:
     found = shutil.which("kubectl")
     if found is None:
-        pytest.fail("kubectl is not on PATH; these tests build the manifests with kubectl kustomize")
+        pytest.fail(
+            "kubectl is not on PATH; these tests build the manifests with kubectl kustomize"
+        )
     return found
 
 
@@ -220,8 +224,9 @@ def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Object
     objects = built[build]
     account = one(objects, "ServiceAccount")
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == (
-        account["metadata"]["name"]
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        == (account["metadata"]["name"])
     )
     subject = {
         "kind": "ServiceAccount",

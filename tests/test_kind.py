@@ -90,7 +90,37 @@ def test_everything_it_applies_exists_and_is_built_by_the_manifest_tests() -> No
     for name in files:
         for doc in documents(ROOT / name):
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-    assert arguments_after("--config", "create") == ["hack/kind/cluster.yaml"]
+    assert arguments_after("--config", "create") == ["$CONFIG"]
+
+
+def test_the_rendered_cluster_config_mounts_the_absolute_key_directory(tmp_path: Path) -> None:
+    render = [
+        line
+        for line in TEXT.splitlines()
+        if line.startswith("sed ") or line.startswith('grep -q "hostPath')
+    ]
+    assert len(render) == 2 and "hack/kind/cluster.yaml" in render[0]
+    bash = shutil.which("bash")
+    assert bash is not None
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            'fail() { echo "FAIL: $*" >&2; exit 1; }',
+            f'KEYS="{variable("KEYS")}"',
+            f'CONFIG="{tmp_path}/cluster.yaml"',
+            *render,
+        ]
+    )
+    result = subprocess.run(
+        [bash, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load((tmp_path / "cluster.yaml").read_text())
+    (mount,) = rendered["nodes"][0]["extraMounts"]
+    assert mount["hostPath"] == str(ROOT / variable("KEYS"))
+    original = yaml.safe_load((KIND / "cluster.yaml").read_text())
+    original["nodes"][0]["extraMounts"][0]["hostPath"] = mount["hostPath"]
+    assert rendered == original  # nothing else changed
 
 
 def test_image_and_certificates_match_what_the_manifests_expect(tmp_path: Path) -> None:

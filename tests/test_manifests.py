@@ -370,9 +370,9 @@ def test_selfsigned_ca_bundle_is_the_generated_ca(
     certs = workspace / "manifests/overlays/selfsigned/certs"
     for build in ("manifests/overlays/selfsigned", "hack/kind"):
         objects = built[build]
-        secret_name = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"][0][
-            "secret"
-        ]["secretName"]
+        volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        (certs_volume,) = [v for v in volumes if v["name"] == "certs"]
+        secret_name = certs_volume["secret"]["secretName"]
         secret = one(objects, "Secret", secret_name)
         assert secret["type"] == "kubernetes.io/tls"
         assert base64.b64decode(secret["data"]["tls.crt"]) == (certs / "tls.crt").read_bytes()

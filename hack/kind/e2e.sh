@@ -28,7 +28,9 @@ else
   fail "pod-identity-webhook is not installed (run make lint or pip install -e .)"
 fi
 
+WORK="$(mktemp -d)"
 cleanup() {
+  rm -rf "$WORK"
   if [[ "${KEEP_CLUSTER:-0}" != "1" ]]; then
     kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
   fi
@@ -43,7 +45,11 @@ if [[ ! -f "$KEYS/sa-signer.key" ]]; then
 fi
 
 log "kind cluster $CLUSTER"
-kind create cluster --name "$CLUSTER" --config hack/kind/cluster.yaml --wait 180s
+# the config names the key directory relative to the repository; give kind an absolute path
+CONFIG="$WORK/cluster.yaml"
+sed "s|hostPath: $KEYS\$|hostPath: $PWD/$KEYS|" hack/kind/cluster.yaml >"$CONFIG"
+grep -q "hostPath: $PWD/$KEYS\$" "$CONFIG" || fail "hack/kind/cluster.yaml does not mount $KEYS"
+kind create cluster --name "$CLUSTER" --config "$CONFIG" --wait 180s
 
 log "image $IMAGE"
 docker build -t "$IMAGE" .

@@ -8,11 +8,12 @@ METRICS_PORT ?= 9999
 
 .PHONY: run test lint bench certs clean lock image selfsigned-certs tools
 
-$(STAMP): pyproject.toml
+# requirements.lock constrains .venv too, so the tests run the versions the image ships.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --constraint requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 # Tools the tests call besides Python (kubectl is expected on the machine).

@@ -6,14 +6,19 @@ STAMP := $(VENV)/.installed
 PORT ?= 8443
 METRICS_PORT ?= 9999
 
-.PHONY: run test lint bench certs clean
+.PHONY: run test lint bench certs clean lock image selfsigned-certs tools
 
-$(STAMP): pyproject.toml
+# requirements.lock constrains .venv too, so the tests run the versions the image ships.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq python3-venv)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --constraint requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+# Tools the tests call besides Python (kubectl is expected on the machine).
+tools:
+	@command -v shellcheck >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq shellcheck)
 
 certs/tls.crt: | $(STAMP)
 	$(BIN)/pod-identity-webhook certs --out certs --service pod-identity-webhook --namespace default --ip 127.0.0.1 --dns localhost
@@ -27,7 +32,7 @@ run: $(STAMP) certs/tls.crt
 		--service-accounts-file examples/serviceaccounts.yaml \
 		--aws-default-region us-west-2
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -37,6 +42,28 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# requirements.lock: the exact runtime dependency set the image installs. Resolved in a clean
+# virtual environment holding only the package and its runtime dependencies.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q .
+	{ echo '# Runtime dependencies of pod-identity-webhook, exact versions; regenerate with `make lock`.'; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -i '^pod-identity-webhook'; } > requirements.lock
+	rm -rf $(LOCK_VENV)
+
+IMAGE ?= pod-identity-webhook:dev
+image:
+	docker build -t $(IMAGE) .
+
+# Certificates for manifests/overlays/selfsigned (its secretGenerator reads them).
+SELFSIGNED_CERTS := manifests/overlays/selfsigned/certs
+$(SELFSIGNED_CERTS)/tls.crt: | $(STAMP)
+	$(BIN)/pod-identity-webhook certs --out $(SELFSIGNED_CERTS) --service pod-identity-webhook --namespace pod-identity-webhook
+
+selfsigned-certs: $(SELFSIGNED_CERTS)/tls.crt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

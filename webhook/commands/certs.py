@@ -83,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
             manifest = list(yaml.safe_load_all(args.patch_manifest.read_text()))
         except (OSError, yaml.YAMLError) as exc:
             return fail(f"--patch-manifest {args.patch_manifest}: {exc}")
-        if not any(_is_webhook_config(doc) for doc in manifest):
-            return fail(
-                f"--patch-manifest {args.patch_manifest}: no MutatingWebhookConfiguration in it"
-            )
+        problem = _manifest_problem(manifest)
+        if problem:
+            return fail(f"--patch-manifest {args.patch_manifest}: {problem}")
     pem = issue(
         common_name=f"{args.service}.{args.namespace}.svc",
         dns_names=service_dns_names(args.service, args.namespace) + list(args.dns),
@@ -107,13 +106,35 @@ def run(args: argparse.Namespace) -> int:
     if manifest is not None:
         for doc in manifest:
             if _is_webhook_config(doc):
-                for webhook in doc.get("webhooks") or []:
+                for webhook in doc["webhooks"]:
                     webhook.setdefault("clientConfig", {})["caBundle"] = bundle
         args.patch_manifest.write_text(yaml.safe_dump_all(manifest, sort_keys=False))
         print(f"wrote caBundle into {args.patch_manifest}", file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in targets)}", file=sys.stderr)
     print(bundle)
     return 0
+
+
+def _manifest_problem(manifest: list[Any]) -> str:
+    """Why the caBundle cannot be written into this manifest, or "" when it can."""
+    configs = [doc for doc in manifest if _is_webhook_config(doc)]
+    if not configs:
+        return "no MutatingWebhookConfiguration in it"
+    for doc in configs:
+        name = (doc.get("metadata") or {}).get("name", "?")
+        webhooks = doc.get("webhooks")
+        if not isinstance(webhooks, list) or not webhooks:
+            return f"MutatingWebhookConfiguration {name}: webhooks must be a non-empty list"
+        for index, webhook in enumerate(webhooks):
+            if not isinstance(webhook, dict):
+                return f"MutatingWebhookConfiguration {name}: webhooks[{index}] is not a mapping"
+            client = webhook.get("clientConfig", {})
+            if not isinstance(client, dict):
+                return (
+                    f"MutatingWebhookConfiguration {name}: webhooks[{index}].clientConfig "
+                    "is not a mapping"
+                )
+    return ""
 
 
 def _is_webhook_config(doc: Any) -> bool:

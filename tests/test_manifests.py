@@ -1,0 +1,413 @@
+"""The deploy manifests: every kustomization builds, validates, and its parts point at each other."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.support.server import run_webhook
+from webhook.cli import build_parser
+from webhook.server.app import MUTATE_PATH
+from webhook.settings import Settings, settings_from_args
+from webhook.sources.rbac import REQUIRED_RBAC
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBERNETES_VERSION = (
+    "1.30"  # oldest Kubernetes the manifests target; kubernetes-validate bundles it
+)
+FARGATE_PATH = "/mutate-fargate"
+IDENTITY_WEBHOOK = "pod-identity-webhook.amazonaws.com"
+FARGATE_WEBHOOK = "fargate.pod-identity-webhook.amazonaws.com"
+OPT_IN_LABEL = {"eks.amazonaws.com/pod-identity-webhook": "enabled"}
+# every kustomization an operator or hack/kind/e2e.sh applies
+BUILDS = (
+    "manifests/base",
+    "manifests/overlays/cert-manager",
+    "manifests/overlays/selfsigned",
+    "manifests/overlays/strict",
+    "hack/kind",
+)
+DEPLOYABLE = BUILDS[1:]  # base has no certificate on purpose
+STRICT = ("manifests/overlays/strict",)
+
+Objects = list[dict[str, Any]]
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.fail(
+            "kubectl is not on PATH; these tests build the manifests with kubectl kustomize"
+        )
+    return found
+
+
+def kustomize(directory: Path) -> Objects:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of manifests/ and hack/ with the selfsigned overlay's certificates generated."""
+    from webhook.cli import main
+
+    root = tmp_path_factory.mktemp("deploy")
+    shutil.copytree(ROOT / "manifests", root / "manifests")
+    shutil.copytree(ROOT / "hack", root / "hack")
+    certs = root / "manifests/overlays/selfsigned/certs"
+    shutil.rmtree(certs, ignore_errors=True)
+    assert main(["certs", "--out", str(certs)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(workspace: Path) -> dict[str, Objects]:
+    return {name: kustomize(workspace / name) for name in BUILDS}
+
+
+def one(objects: Objects, kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def webhook_named(objects: Objects, name: str) -> dict[str, Any]:
+    config = one(objects, "MutatingWebhookConfiguration")
+    (webhook,) = [w for w in config["webhooks"] if w["name"] == name]
+    return dict(webhook)
+
+
+def container(objects: Objects) -> dict[str, Any]:
+    (only,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def serve_settings(objects: Objects) -> Settings:
+    deployment = one(objects, "Deployment")
+    spec = container(objects)
+    env = {e["name"]: e for e in spec.get("env", [])}
+    args = []
+    for arg in spec["args"]:
+        # kubelet expands $(VAR) from the container env; the manifests only use fieldRefs
+        for name, var in env.items():
+            if f"$({name})" in arg:
+                assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+                arg = arg.replace(f"$({name})", deployment["metadata"]["namespace"])
+        args.append(arg)
+    assert args[0] == "serve"
+    return settings_from_args(build_parser().parse_args(args))
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector semantics; an absent selector matches everything."""
+    if not selector:
+        return True
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def intercepts(webhook: dict[str, Any], *, namespace: str, labels: dict[str, str]) -> bool:
+    namespace_labels = {"kubernetes.io/metadata.name": namespace}  # set by kube-apiserver
+    return selector_matches(webhook.get("namespaceSelector"), namespace_labels) and (
+        selector_matches(webhook.get("objectSelector"), labels)
+    )
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_object_validates_against_the_kubernetes_schemas(
+    build: str, built: dict[str, Objects]
+) -> None:
+    checked = 0
+    for obj in built[build]:
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            continue  # a CRD: test_cert_manager_certificate_feeds_the_deployment checks these
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{build}: {obj['kind']} {obj['metadata']['name']}: {exc.message}")
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_service_and_pdb_select_the_deployment_pods(build: str, built: dict[str, Objects]) -> None:
+    objects = built[build]
+    pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = one(objects, "Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    pdb = one(objects, "PodDisruptionBudget")
+    assert selector_matches(pdb["spec"]["selector"], pod_labels)
+    assert pdb["spec"]["minAvailable"] < one(objects, "Deployment")["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_webhooks_call_the_service_on_the_admission_paths(
+    build: str, built: dict[str, Objects]
+) -> None:
+    objects = built[build]
+    service = one(objects, "Service")
+    https = container(objects)["ports"]
+    by_port = {p["port"]: p for p in service["spec"]["ports"]}
+    paths = {}
+    for name in (IDENTITY_WEBHOOK, FARGATE_WEBHOOK):
+        ref = webhook_named(objects, name)["clientConfig"]["service"]
+        assert (ref["name"], ref["namespace"]) == (
+            service["metadata"]["name"],
+            service["metadata"]["namespace"],
+        )
+        target = by_port[ref["port"]]["targetPort"]
+        (served,) = [p for p in https if target in (p["name"], p["containerPort"])]
+        assert served["containerPort"] == serve_settings(objects).port
+        paths[name] = ref["path"]
+    assert paths == {IDENTITY_WEBHOOK: MUTATE_PATH, FARGATE_WEBHOOK: FARGATE_PATH}
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_container_ports_are_the_ports_serve_listens_on(
+    build: str, built: dict[str, Objects]
+) -> None:
+    objects = built[build]
+    settings = serve_settings(objects)
+    ports = {p["name"]: p["containerPort"] for p in container(objects)["ports"]}
+    assert ports == {"https": settings.port, "metrics": settings.metrics_port}
+    service_targets = {p["targetPort"] for p in one(objects, "Service")["spec"]["ports"]}
+    assert service_targets <= set(ports)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_serve_args_name_files_the_pod_mounts(build: str, built: dict[str, Objects]) -> None:
+    objects = built[build]
+    settings = serve_settings(objects)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container(objects)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    certs = volumes["certs"]["secret"]["secretName"]
+    assert settings.tls_cert.parent == settings.tls_key.parent == Path(mounts["certs"])
+    assert certs.startswith("pod-identity-webhook-cert")
+    assert settings.fargate_profiles is not None
+    assert settings.fargate_profiles.parent == Path(mounts["fargate-profiles"])
+    profiles = one(objects, "ConfigMap", volumes["fargate-profiles"]["configMap"]["name"])
+    assert isinstance(yaml.safe_load(profiles["data"][settings.fargate_profiles.name]), list)
+    assert settings.namespace == one(objects, "Deployment")["metadata"]["namespace"]
+    # TLS reloads write a private copy under the temp dir: it must be writable
+    assert mounts["tmp"] == "/tmp" and "emptyDir" in volumes["tmp"]
+    if build != "manifests/base":
+        assert any(o["kind"] == "Secret" or o["kind"] == "Certificate" for o in objects)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Objects]) -> None:
+    objects = built[build]
+    account = one(objects, "ServiceAccount")
+    deployment = one(objects, "Deployment")
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        == (account["metadata"]["name"])
+    )
+    subject = {
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": account["metadata"]["namespace"],
+    }
+    assert one(objects, "ClusterRole")["rules"] == list(REQUIRED_RBAC["ClusterRole"])
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [subject]
+    # the Role exists because the ConfigMap watch is on, in the namespace it watches
+    assert serve_settings(objects).watch_config_map
+    role = one(objects, "Role")
+    assert role["rules"] == list(REQUIRED_RBAC["Role"])
+    assert role["metadata"]["namespace"] == serve_settings(objects).namespace
+    role_binding = one(objects, "RoleBinding")
+    assert role_binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    assert role_binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert role_binding["subjects"] == [subject]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_webhooks_never_intercept_the_webhooks_own_pods(
+    build: str, built: dict[str, Objects]
+) -> None:
+    objects = built[build]
+    deployment = one(objects, "Deployment")
+    own_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    config = one(objects, "MutatingWebhookConfiguration")
+    for webhook in config["webhooks"]:
+        assert not intercepts(
+            webhook, namespace=deployment["metadata"]["namespace"], labels=own_labels
+        )
+        # not even if someone gives them the strict opt-in label
+        assert not intercepts(
+            webhook,
+            namespace=deployment["metadata"]["namespace"],
+            labels={**own_labels, **OPT_IN_LABEL},
+        )
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_webhook_registration_follows_the_issue(build: str, built: dict[str, Objects]) -> None:
+    for webhook in one(built[build], "MutatingWebhookConfiguration")["webhooks"]:
+        assert webhook["admissionReviewVersions"] == ["v1", "v1beta1"]
+        assert webhook["sideEffects"] == "None"
+        assert webhook["reinvocationPolicy"] == "IfNeeded"
+        assert 1 <= webhook["timeoutSeconds"] <= 10
+        assert webhook["rules"] == [
+            {
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }
+        ]
+        strict_identity = build in STRICT and webhook["name"] == IDENTITY_WEBHOOK
+        assert webhook["failurePolicy"] == ("Fail" if strict_identity else "Ignore")
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_which_pods_each_webhook_sees(build: str, built: dict[str, Objects]) -> None:
+    identity = webhook_named(built[build], IDENTITY_WEBHOOK)
+    fargate = webhook_named(built[build], FARGATE_WEBHOOK)
+    for webhook in (identity, fargate):
+        assert intercepts(webhook, namespace="default", labels=OPT_IN_LABEL)
+    # the Fargate webhook sees every other pod in every overlay
+    assert intercepts(fargate, namespace="default", labels={"app": "web"})
+    if build in STRICT:
+        assert not intercepts(identity, namespace="default", labels={"app": "web"})
+        assert not intercepts(identity, namespace="kube-system", labels=OPT_IN_LABEL)
+    else:
+        assert intercepts(identity, namespace="default", labels={"app": "web"})
+        assert intercepts(identity, namespace="kube-system", labels={})
+    skip = {"eks.amazonaws.com/skip-pod-identity-webhook": "true"}
+    assert not intercepts(identity, namespace="default", labels={**OPT_IN_LABEL, **skip})
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_deployment_is_hardened_and_highly_available(build: str, built: dict[str, Objects]) -> None:
+    spec = one(built[build], "Deployment")["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] == 2
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} >= {
+        "kubernetes.io/hostname"
+    }
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532  # the Dockerfile's USER
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(built[build])["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    resources = container(built[build])["resources"]
+    assert {"cpu", "memory"} <= resources["requests"].keys()
+    assert "memory" in resources["limits"]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_probes_use_the_metrics_port(build: str, built: dict[str, Objects]) -> None:
+    spec = container(built[build])
+    settings = serve_settings(built[build])
+    ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = spec[probe]["httpGet"]
+        assert get["path"] == path
+        assert get["scheme"] == "HTTP"
+        assert ports[get["port"]] == settings.metrics_port
+
+
+@pytest.fixture(scope="module")
+def probe_answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    tmp_path = tmp_path_factory.mktemp("probes")
+    accounts = tmp_path / "sa.yaml"
+    accounts.write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: b}\n")
+    with run_webhook(tmp_path, "--service-accounts-file", str(accounts)) as server:
+        yield {
+            path: httpx.get(server.metrics_url + path, timeout=5).status_code
+            for path in ("/healthz", "/readyz", "/no-such-probe")
+        }
+
+
+def test_probe_paths_answer_on_the_real_metrics_port(
+    probe_answers: dict[str, int], built: dict[str, Objects]
+) -> None:
+    spec = container(built["manifests/base"])
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert probe_answers[spec[probe]["httpGet"]["path"]] == 200
+    assert probe_answers["/no-such-probe"] == 404  # the check above can fail
+
+
+def test_selfsigned_ca_bundle_is_the_generated_ca(
+    workspace: Path, built: dict[str, Objects]
+) -> None:
+    certs = workspace / "manifests/overlays/selfsigned/certs"
+    for build in ("manifests/overlays/selfsigned", "hack/kind"):
+        objects = built[build]
+        volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        (certs_volume,) = [v for v in volumes if v["name"] == "certs"]
+        secret_name = certs_volume["secret"]["secretName"]
+        secret = one(objects, "Secret", secret_name)
+        assert secret["type"] == "kubernetes.io/tls"
+        assert base64.b64decode(secret["data"]["tls.crt"]) == (certs / "tls.crt").read_bytes()
+        for webhook in one(objects, "MutatingWebhookConfiguration")["webhooks"]:
+            bundle = "".join(webhook["clientConfig"]["caBundle"].split())
+            assert base64.b64decode(bundle) == (certs / "ca.crt").read_bytes()
+
+
+@pytest.mark.parametrize("build", ["manifests/overlays/cert-manager", "manifests/overlays/strict"])
+def test_cert_manager_certificate_feeds_the_deployment(
+    build: str, built: dict[str, Objects]
+) -> None:
+    objects = built[build]
+    config = one(objects, "MutatingWebhookConfiguration")
+    namespace, name = config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].split("/")
+    certificate = one(objects, "Certificate", name)
+    assert certificate["metadata"]["namespace"] == namespace
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    (certs,) = [v for v in pod["volumes"] if v["name"] == "certs"]
+    assert certificate["spec"]["secretName"] == certs["secret"]["secretName"]
+    service = one(objects, "Service")
+    svc = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    assert svc in certificate["spec"]["dnsNames"]
+    assert "server auth" in certificate["spec"]["usages"]
+    issuers = {
+        o["metadata"]["name"]: o
+        for o in objects
+        if o["kind"] == "Issuer" and o["metadata"]["namespace"] == namespace
+    }
+    ca_issuer = issuers[certificate["spec"]["issuerRef"]["name"]]
+    ca = one(objects, "Certificate", "pod-identity-webhook-ca")
+    assert ca["spec"]["isCA"] is True
+    assert ca_issuer["spec"]["ca"]["secretName"] == ca["spec"]["secretName"]
+    assert "selfSigned" in issuers[ca["spec"]["issuerRef"]["name"]]["spec"]
+    for obj in objects:
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            assert obj["apiVersion"] == "cert-manager.io/v1"
+            assert obj["metadata"]["namespace"] == namespace

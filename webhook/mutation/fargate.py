@@ -148,15 +148,16 @@ def _unsupported_warnings(spec: JsonObject) -> tuple[str, ...]:
     for list_name in CONTAINER_LISTS:
         for container in _objects(spec.get(list_name)):
             name = container.get("name", "")
+            what = "init container" if list_name == "initContainers" else "container"
             for port in _objects(container.get("ports")):
                 if port.get("hostPort"):
                     warnings.append(
-                        f"{list_name} {name!r} sets hostPort {port['hostPort']}, "
+                        f"{what} {name!r} sets hostPort {port['hostPort']}, "
                         "which Fargate does not support"
                     )
             security = container.get("securityContext")
             if isinstance(security, dict) and security.get("privileged") is True:
-                warnings.append(f"{list_name} {name!r} is privileged, which Fargate does not allow")
+                warnings.append(f"{what} {name!r} is privileged, which Fargate does not allow")
     for volume in _objects(spec.get("volumes")):
         if "hostPath" in volume:
             warnings.append(

@@ -11,11 +11,13 @@ import jsonpatch
 import orjson
 import yaml
 
+from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.shape import InvalidPod, check_pod
 from webhook.mutator import PodMutator, identity_defaults
 from webhook.settings import Settings, add_mutation_arguments, settings_from_args
 from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
+from webhook.sources.fargateprofiles import parse_fargate_profiles
 from webhook.sources.serviceaccountfile import parse_service_accounts
 from webhook.sources.store import ServiceAccountStore
 from webhook.types import JsonObject, PatchOp
@@ -68,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         documents = _read_documents(args.filename)
         mutator = _build_mutator(settings, documents)
+        profiles = None
+        if settings.fargate_profiles is not None:
+            path = settings.fargate_profiles
+            profiles = parse_fargate_profiles(_read(path), source=path)
         objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
         if not objects:
             raise InputError(f"{args.filename}: no Pod or workload found")
@@ -79,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
                 default_namespace=args.pod_namespace or "default",
                 where=f"{args.filename}: document {index + 1}",
             )
+            if profiles is not None:
+                fargate_ops, fargate_warnings = preview_fargate(
+                    settings,
+                    profiles,
+                    jsonpatch.apply_patch(obj, ops),
+                    default_namespace=args.pod_namespace or "default",
+                )
+                ops, warnings = ops + fargate_ops, warnings + fargate_warnings
             for warning in warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             outputs.append(ops if args.output == "patch" else jsonpatch.apply_patch(obj, ops))
@@ -118,6 +132,33 @@ def preview(
     result = mutator.mutate_now(pod, namespace)
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
     return ops, result.warnings
+
+
+def preview_fargate(
+    settings: Settings,
+    profiles: tuple[FargateProfile, ...],
+    obj: JsonObject,
+    *,
+    default_namespace: str,
+) -> tuple[list[PatchOp], tuple[str, ...]]:
+    """The Fargate part, computed on the object the identity patch produced (as kube-apiserver
+    would call /mutate-fargate after /mutate); a DaemonSet's pods are never Fargate's."""
+    kind = obj.get("kind")
+    pointer = TEMPLATE_POINTERS[str(kind)]
+    template: Any = obj
+    for token in pointer.split("/")[1:]:
+        template = template[token]
+    namespace = (obj.get("metadata") or {}).get("namespace") or default_namespace
+    if kind == "DaemonSet":
+        return [], ("fargate: DaemonSet pods are never scheduled on Fargate",)
+    result = schedule_on_fargate(
+        template, namespace, profiles=profiles, scheduler_name=settings.fargate_scheduler_name
+    )
+    where = f"fargate: {result.outcome.value}" + (
+        f" (profile {result.profile!r})" if result.profile else ""
+    )
+    ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
+    return ops, (where, *result.warnings)
 
 
 def _read_documents(filename: str) -> list[JsonObject]:

@@ -18,6 +18,7 @@ from webhook.server.service import WebhookService
 logger = logging.getLogger("webhook.admission")
 
 MUTATE_PATH = "/mutate"
+MUTATE_FARGATE_PATH = "/mutate-fargate"
 DEBUG_CACHE_PATH = "/debug/alpha/cache"  # upstream's path, with --enable-debugging-handlers
 
 
@@ -104,6 +105,12 @@ class WebhookApp:
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
                 time_budget=service.settings.request_time_budget,
+            ),
+            MUTATE_FARGATE_PATH: AdmissionEndpoint(
+                MUTATE_FARGATE_PATH,
+                service.decide_fargate,
+                max_body_bytes=service.settings.max_request_bytes,
+                observe=observe,
             ),
         }
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from random import Random
 from typing import Any
 
+from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults
 from webhook.mutator import Outcome, PodMutator, identity_defaults
 from webhook.server.admission import Decision
@@ -17,6 +18,7 @@ from webhook.settings import Settings
 from webhook.sources.cluster import ClusterSources, build_cluster_sources
 from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
+from webhook.sources.fargateprofiles import parse_fargate_profiles
 from webhook.sources.filewatch import WatchedFile
 from webhook.sources.imds import MetadataError, fetch_instance_identity
 from webhook.sources.kubeapi import ClusterConfigError, cluster_configuration
@@ -42,6 +44,9 @@ class WebhookService:
         self.watched_files: list[WatchedFile] = []
         self.readiness_checks: list[ReadinessCheck] = [self._store_ready]
         self.cluster = ClusterSources()
+        self.fargate_profiles: tuple[FargateProfile, ...] | None = (
+            None  # None: no --fargate-profiles
+        )
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -64,6 +69,8 @@ class WebhookService:
                 self._load_container_credentials,
                 name="container-credentials",
             )
+        if s.fargate_profiles is not None:
+            self._watch(s.fargate_profiles, self._load_fargate_profiles, name="fargate-profiles")
 
     def _watch(self, path: Any, load: Callable[[bytes], None], *, name: str) -> None:
         watched = WatchedFile(path, load, name=name, on_reload=self.metrics.config_reloaded)
@@ -147,6 +154,18 @@ class WebhookService:
         self.mutator.container_credentials_keys = keys
         logger.info("container credentials apply to %d ServiceAccounts (from %s)", len(keys), path)
 
+    def _load_fargate_profiles(self, content: bytes) -> None:
+        path = self.settings.fargate_profiles
+        assert path is not None
+        profiles = parse_fargate_profiles(content, source=path)
+        self.fargate_profiles = profiles
+        logger.info(
+            "loaded %d Fargate profiles from %s: %s",
+            len(profiles),
+            path,
+            ", ".join(profile.name for profile in profiles) or "-",
+        )
+
     async def start(self) -> None:
         for run in self._background:
             self._tasks.append(asyncio.create_task(run()))
@@ -177,3 +196,19 @@ class WebhookService:
         if result.outcome is Outcome.NOT_FOUND:
             self.metrics.missing_sa.inc()
         return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)
+
+    async def decide_fargate(self, review: Review) -> Decision:
+        if review.pod is None:
+            return Decision([], (), "not a pod")
+        profiles = self.fargate_profiles
+        if profiles is None:
+            return Decision([], (), "no --fargate-profiles")
+        result = schedule_on_fargate(
+            review.pod,
+            review.namespace,
+            profiles=profiles,
+            scheduler_name=self.settings.fargate_scheduler_name,
+        )
+        if result.ops:
+            self.metrics.fargate_scheduled.labels(result.profile).inc()
+        return Decision(result.ops, result.warnings, result.outcome.value, result.profile)

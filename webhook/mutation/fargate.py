@@ -1,0 +1,201 @@
+"""Fargate scheduling: which profile a pod matches, and the patch that hands it to Fargate.
+
+Matching follows EKS: a selector matches when the namespace matches and every selector label is
+on the pod with a matching value; `*` (any run of characters) and `?` (one character) are
+wildcards in the namespace, label keys and label values; nothing else is special, so `[` is
+literal (fnmatch would read it as a character class). A profile matches when any selector does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from webhook.mutation.pointer import join
+from webhook.types import JsonObject, PatchOp
+
+PROFILE_LABEL = "eks.amazonaws.com/fargate-profile"
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+CONTAINER_LISTS = ("initContainers", "containers")
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    namespace: str
+    labels: tuple[tuple[str, str], ...] = ()  # (key, value) pairs; all must match
+
+
+@dataclass(frozen=True, slots=True)
+class FargateProfile:
+    name: str
+    selectors: tuple[Selector, ...]
+
+
+class FargateOutcome(Enum):
+    SCHEDULED = "scheduled on fargate"
+    ALREADY_SCHEDULED = "already scheduled on fargate"
+    NO_MATCH = "no fargate profile matches"
+    OWN_SCHEDULER = "pod names its own scheduler"
+    DAEMONSET = "owned by a DaemonSet"
+    BOUND = "already bound to a node"
+
+
+@dataclass(frozen=True, slots=True)
+class FargateScheduling:
+    ops: list[PatchOp]
+    warnings: tuple[str, ...]
+    outcome: FargateOutcome
+    profile: str  # the chosen profile; "" when none
+
+
+def wildcard_matches(pattern: str, value: str) -> bool:
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    regex = "".join(
+        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
+    )
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def selector_matches(selector: Selector, namespace: str, labels: Mapping[str, str]) -> bool:
+    if not wildcard_matches(selector.namespace, namespace):
+        return False
+    return all(
+        any(
+            wildcard_matches(key, pod_key) and wildcard_matches(value, pod_value)
+            for pod_key, pod_value in labels.items()
+        )
+        for key, value in selector.labels
+    )
+
+
+def profile_matches(profile: FargateProfile, namespace: str, labels: Mapping[str, str]) -> bool:
+    return any(selector_matches(selector, namespace, labels) for selector in profile.selectors)
+
+
+def matching_profiles(
+    profiles: Iterable[FargateProfile], namespace: str, labels: Mapping[str, str]
+) -> list[FargateProfile]:
+    """The profiles this pod matches, sorted by name."""
+    found = [profile for profile in profiles if profile_matches(profile, namespace, labels)]
+    return sorted(found, key=lambda profile: profile.name)
+
+
+def schedule_on_fargate(
+    pod: JsonObject,
+    namespace: str,
+    *,
+    profiles: Sequence[FargateProfile],
+    scheduler_name: str,
+) -> FargateScheduling:
+    """The patch that hands a matching pod to `scheduler_name`; no operation when it has it already."""
+    metadata: JsonObject = pod.get("metadata") or {}
+    spec: JsonObject = pod.get("spec") or {}
+    labels = _string_map(metadata.get("labels"))
+    if _owned_by_daemonset(metadata):
+        return FargateScheduling([], (), FargateOutcome.DAEMONSET, "")
+    if spec.get("nodeName"):
+        return FargateScheduling([], (), FargateOutcome.BOUND, "")
+    current_scheduler = spec.get("schedulerName")
+    if current_scheduler not in (None, "", DEFAULT_SCHEDULER_NAME, scheduler_name):
+        return FargateScheduling([], (), FargateOutcome.OWN_SCHEDULER, "")
+
+    matches = matching_profiles(profiles, namespace, labels)
+    if not matches:
+        return FargateScheduling([], (), FargateOutcome.NO_MATCH, "")
+    chosen, choice_warnings = _choose(matches, labels.get(PROFILE_LABEL))
+
+    ops: list[PatchOp] = []
+    if current_scheduler != scheduler_name:
+        # "add" replaces an existing member (RFC 6902 4.1), so this also overrides default-scheduler
+        ops.append(_add("/spec/schedulerName", scheduler_name))
+    ops.extend(_label_ops(metadata, pod, chosen.name))
+    outcome = FargateOutcome.SCHEDULED if ops else FargateOutcome.ALREADY_SCHEDULED
+    return FargateScheduling(
+        ops, choice_warnings + _unsupported_warnings(spec), outcome, chosen.name
+    )
+
+
+def _choose(
+    matches: list[FargateProfile], requested: str | None
+) -> tuple[FargateProfile, tuple[str, ...]]:
+    by_name = {profile.name: profile for profile in matches}
+    if requested is not None and requested in by_name:
+        return by_name[requested], ()
+    chosen = matches[0]
+    warnings: list[str] = []
+    if requested is not None:
+        warnings.append(
+            f"label {PROFILE_LABEL}={requested!r} names no Fargate profile this pod matches; "
+            f"using {chosen.name!r}"
+        )
+    if len(matches) > 1:
+        others = ", ".join(repr(profile.name) for profile in matches[1:])
+        warnings.append(
+            f"pod matches several Fargate profiles; using {chosen.name!r} (first by name), "
+            f"not {others}; set label {PROFILE_LABEL} to choose"
+        )
+    return chosen, tuple(warnings)
+
+
+def _unsupported_warnings(spec: JsonObject) -> tuple[str, ...]:
+    warnings: list[str] = []
+    if spec.get("hostNetwork") is True:
+        warnings.append("Fargate does not support hostNetwork: true; the pod will not start")
+    for list_name in CONTAINER_LISTS:
+        for container in _objects(spec.get(list_name)):
+            name = container.get("name", "")
+            what = "init container" if list_name == "initContainers" else "container"
+            for port in _objects(container.get("ports")):
+                if port.get("hostPort"):
+                    warnings.append(
+                        f"{what} {name!r} sets hostPort {port['hostPort']}, "
+                        "which Fargate does not support"
+                    )
+            security = container.get("securityContext")
+            if isinstance(security, dict) and security.get("privileged") is True:
+                warnings.append(f"{what} {name!r} is privileged, which Fargate does not allow")
+    for volume in _objects(spec.get("volumes")):
+        if "hostPath" in volume:
+            warnings.append(
+                f"volume {volume.get('name', '')!r} is a hostPath volume, "
+                "which Fargate does not support"
+            )
+    return tuple(warnings)
+
+
+def _label_ops(metadata: JsonObject, pod: JsonObject, profile: str) -> list[PatchOp]:
+    labels = metadata.get("labels")
+    if pod.get("metadata") is None:
+        return [_add("/metadata", {"labels": {PROFILE_LABEL: profile}})]
+    if not isinstance(labels, dict):
+        return [_add("/metadata/labels", {PROFILE_LABEL: profile})]
+    if labels.get(PROFILE_LABEL) == profile:
+        return []
+    return [_add(join("metadata", "labels", PROFILE_LABEL), profile)]
+
+
+def _owned_by_daemonset(metadata: JsonObject) -> bool:
+    return any(
+        owner.get("kind") == "DaemonSet" for owner in _objects(metadata.get("ownerReferences"))
+    )
+
+
+def _objects(value: Any) -> list[JsonObject]:
+    """The objects of a list field; anything else counts as empty (the core never raises)."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {key: item for key, item in value.items() if isinstance(item, str)}
+
+
+def _add(path: str, value: Any) -> PatchOp:
+    return {"op": "add", "path": path, "value": value}

@@ -12,6 +12,7 @@ import statistics
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from random import Random
 
 from benchmarks.accounts import BODY_NAMES, body_path, service_accounts_yaml
@@ -49,6 +50,13 @@ def _time(function: Callable[[], object], number: int, repeat: int) -> tuple[flo
     return min(per_call), statistics.median(per_call)
 
 
+def _request(mutator: PodMutator, body: bytes) -> bytes:
+    decoded = decode_review(body)
+    assert decoded.pod is not None
+    mutation = mutator.mutate_now(decoded.pod, decoded.namespace)
+    return patched(decoded, mutation.ops, mutation.warnings)
+
+
 def measure(
     bodies: tuple[str, ...] = BODY_NAMES,
     *,
@@ -67,16 +75,10 @@ def measure(
         if not result.ops:
             raise SystemExit(f"{name}.json: no mutation; is its ServiceAccount in the source?")
 
-        def core() -> object:
-            return mutator.mutate_now(pod, namespace)
-
-        def request() -> object:
-            decoded = decode_review(body)
-            assert decoded.pod is not None
-            mutation = mutator.mutate_now(decoded.pod, decoded.namespace)
-            return patched(decoded, mutation.ops, mutation.warnings)
-
-        for what, function in (("core", core), ("request", request)):
+        for what, function in (
+            ("core", partial(mutator.mutate_now, pod, namespace)),
+            ("request", partial(_request, mutator, body)),
+        ):
             low, median = _time(function, number, repeat)
             timings.append(CoreTiming(name, what, low, median, len(result.ops)))
     return timings

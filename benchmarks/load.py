@@ -49,7 +49,13 @@ def write_inputs(workdir: Path, accounts: int = ACCOUNTS) -> tuple[Path, Path, P
     """ServiceAccounts file and a serving certificate for 127.0.0.1."""
     sa_file = workdir / "serviceaccounts.yaml"
     sa_file.write_text(service_accounts_yaml(accounts))
-    pem = issue(common_name="localhost", dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    pem = issue(
+        common_name="localhost",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        days=2,
+        ca_days=2,
+    )
     cert, key = workdir / "tls.crt", workdir / "tls.key"
     cert.write_bytes(pem.cert)
     key.write_bytes(pem.key)
@@ -67,10 +73,12 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1, context=_UNVERIFIED) as response:
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=1, context=_UNVERIFIED) as response,
+        ):
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise SystemExit(f"server not ready at {url} within 60 s:\n{log.read_text()[-2000:]}")
 

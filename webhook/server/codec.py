@@ -43,18 +43,21 @@ class Review:
     pod: JsonObject | None  # None when the object is not a Pod or the operation is not CREATE
 
 
-def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
+def _depth_ok(value: Any, limit: int, depth: int = 1) -> bool:
+    # Recursion is bounded by `limit`; exact type checks skip the strings and numbers quickly.
+    if depth > limit:
+        return False
+    kind = type(value)
+    if kind is dict:
+        children = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return True
+    for child in children:
+        child_kind = type(child)
+        if (child_kind is dict or child_kind is list) and not _depth_ok(child, limit, depth + 1):
             return False
-        if isinstance(item, dict):
-            stack.extend(
-                (child, depth + 1) for child in item.values() if isinstance(child, (dict, list))
-            )
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
     return True
 
 

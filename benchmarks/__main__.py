@@ -61,17 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_table(results: list[LoadResult]) -> str:
-    baseline = {(r.body, r.connections): r.wrk for r in results if r.server == "baseline"}
+    baseline = {(r.body, r.connections): r for r in results if r.server == "baseline"}
     lines = [
         f"{'body':<8} {'conc':>4} {'server':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'vs base':>7}"
+        f"{'errors':>6} {'vs base':>7} {'cpu µs/req':>10} {'cpu vs base':>11}"
     ]
     for r in sorted(results, key=lambda r: (BODY_NAMES.index(r.body), r.connections, r.server)):
         base = baseline.get((r.body, r.connections))
-        ratio = r.wrk.requests_per_second / base.requests_per_second if base else float("nan")
+        ratio = r.wrk.requests_per_second / base.wrk.requests_per_second if base else float("nan")
+        cpu_ratio = (
+            r.cpu_us_per_request / base.cpu_us_per_request
+            if base and base.cpu_us_per_request
+            else float("nan")
+        )
         lines.append(
             f"{r.body:<8} {r.connections:>4} {r.server:<8} {r.wrk.requests_per_second:>8.0f} "
-            f"{r.wrk.p50_ms:>7.2f} {r.wrk.p99_ms:>7.2f} {r.wrk.errors:>6} {ratio:>6.2f}x"
+            f"{r.wrk.p50_ms:>7.2f} {r.wrk.p99_ms:>7.2f} {r.wrk.errors:>6} {ratio:>6.2f}x "
+            f"{r.cpu_us_per_request:>10.0f} {cpu_ratio:>10.2f}x"
         )
     return "\n".join(lines)
 

@@ -30,6 +30,18 @@ class LoadResult:
     body: str
     connections: int
     wrk: WrkResult
+    # Server CPU time (user + system) over the run divided by the requests: unlike requests/s,
+    # barely moved by other processes competing for the machine.
+    cpu_us_per_request: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -84,12 +96,14 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _running(command: list[str], ready_url: str, log: Path, cpu: int | None) -> Iterator[None]:
+def _running(
+    command: list[str], ready_url: str, log: Path, cpu: int | None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as output:
         process = subprocess.Popen(_pinned(command, cpu), stdout=output, stderr=output)
     try:
         _wait_ready(ready_url, process, log)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -102,7 +116,7 @@ def _running(command: list[str], ready_url: str, log: Path, cpu: int | None) -> 
 @contextlib.contextmanager
 def webhook_server(
     workdir: Path, sa_file: Path, cert: Path, key: Path, *, server_args: tuple[str, ...] = ()
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
     port, metrics_port = _free_port(), _free_port()
     command = [
         sys.executable,
@@ -126,12 +140,12 @@ def webhook_server(
         *server_args,
     ]
     ready = f"http://127.0.0.1:{metrics_port}/readyz"
-    with _running(command, ready, workdir / "webhook.log", SERVER_CPU):
-        yield f"https://127.0.0.1:{port}/mutate"
+    with _running(command, ready, workdir / "webhook.log", SERVER_CPU) as process:
+        yield f"https://127.0.0.1:{port}/mutate", process.pid
 
 
 @contextlib.contextmanager
-def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[str]:
+def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[tuple[str, int]]:
     """benchmarks/baseline.py on uvicorn with the webhook's settings: uvloop, httptools, TLS."""
     port = _free_port()
     command = [
@@ -159,8 +173,8 @@ def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[str]:
         "warning",
     ]
     ready = f"https://127.0.0.1:{port}/readyz"
-    with _running(command, ready, workdir / "baseline.log", SERVER_CPU):
-        yield f"https://127.0.0.1:{port}/mutate"
+    with _running(command, ready, workdir / "baseline.log", SERVER_CPU) as process:
+        yield f"https://127.0.0.1:{port}/mutate", process.pid
 
 
 def run_load(
@@ -175,9 +189,10 @@ def run_load(
     sa_file, cert, key = write_inputs(workdir)
     results: list[LoadResult] = []
 
-    def drive(server: str, url: str) -> None:
+    def drive(server: str, url: str, pid: int) -> None:
         for name in bodies:
             for connections in concurrencies:
+                cpu_before = _cpu_seconds(pid)
                 outcome = run_wrk(
                     url,
                     body_path(name),
@@ -186,14 +201,16 @@ def run_load(
                     cpu=LOAD_CPU,
                     workdir=workdir,
                 )
+                cpu_us = (_cpu_seconds(pid) - cpu_before) * 1e6 / max(outcome.requests, 1)
                 log(
                     f"  {server:<8} {name:<8} c={connections:<3} {outcome.requests_per_second:>9.0f} req/s"
                     f"  p50 {outcome.p50_ms:.2f} ms  p99 {outcome.p99_ms:.2f} ms  errors {outcome.errors}"
+                    f"  cpu {cpu_us:.0f} µs/req"
                 )
-                results.append(LoadResult(server, name, connections, outcome))
+                results.append(LoadResult(server, name, connections, outcome, cpu_us))
 
-    with baseline_server(workdir, cert, key) as url:
-        drive("baseline", url)
-    with webhook_server(workdir, sa_file, cert, key, server_args=server_args) as url:
-        drive("webhook", url)
+    with baseline_server(workdir, cert, key) as (url, pid):
+        drive("baseline", url, pid)
+    with webhook_server(workdir, sa_file, cert, key, server_args=server_args) as (url, pid):
+        drive("webhook", url, pid)
     return results

@@ -68,10 +68,11 @@ def test_service_accounts_file_holds_the_bodies_account_and_the_count() -> None:
 
 def test_load_table_shows_ratio_to_the_baseline() -> None:
     def result(server: str, rate: float) -> LoadResult:
-        return LoadResult(server, "typical", 16, WrkResult(100, rate, 1.0, 2.0, 0))
+        return LoadResult(server, "typical", 16, WrkResult(100, rate, 1.0, 2.0, 0), 1e6 / rate)
 
     table = load_table([result("baseline", 2000.0), result("webhook", 3000.0)])
-    assert "1.50x" in table.splitlines()[-1] and "webhook" in table.splitlines()[-1]
+    last = table.splitlines()[-1]
+    assert "webhook" in last and "1.50x" in last and "0.67x" in last
 
 
 def test_options_reject_unknown_bodies_and_bad_concurrency(

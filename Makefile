@@ -41,7 +41,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # requirements.lock: the exact runtime dependency set the image installs. Resolved in a clean
 # virtual environment holding only the package and its runtime dependencies.

@@ -65,7 +65,7 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
             ops.extend(
                 _container_ops(
                     container,
-                    base=join("spec", list_name, index),
+                    base=f"/spec/{list_name}/{index}",  # constant names: nothing to escape
                     identity=identity,
                     credential_env=credential_env,
                 )

@@ -52,6 +52,9 @@ class Metrics:
             r.register(collector)
         go_counters = CollectorRegistry(auto_describe=True)
         r.register(_GoNamedCounters(go_counters))
+        self._request_children: dict[
+            tuple[str, str, int], tuple[Counter, Histogram, Summary, Histogram]
+        ] = {}
         self.request_count = Counter(
             "http_request_count",
             "Counter of requests broken out for each verb, path, and response code.",
@@ -130,11 +133,22 @@ class Metrics:
         )
 
     def observe_request(self, verb: str, path: str, code: int, seconds: float) -> None:
+        # Every admission request lands here: look the labelled children up once per label set.
+        children = self._request_children.get((verb, path, code))
+        if children is None:
+            children = (
+                self.request_count.labels(verb, path, str(code)),
+                self.request_latencies.labels(verb, path),
+                self.request_duration.labels(verb, path),
+                self.request_seconds.labels(path, str(code)),
+            )
+            self._request_children[(verb, path, code)] = children
+        count, latencies, duration, request_seconds = children
         microseconds = seconds * 1e6
-        self.request_count.labels(verb, path, str(code)).inc()
-        self.request_latencies.labels(verb, path).observe(microseconds)
-        self.request_duration.labels(verb, path).observe(microseconds)
-        self.request_seconds.labels(path, str(code)).observe(seconds)
+        count.inc()
+        latencies.observe(microseconds)
+        duration.observe(microseconds)
+        request_seconds.observe(seconds)
 
     def config_reloaded(self, source: str, success: bool) -> None:
         self.config_reloads.labels(source, "success" if success else "failure").inc()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Generator
@@ -90,6 +91,10 @@ async def run_servers(service: WebhookService) -> None:
             settings.request_time_budget,
         )
     await service.start()
+    # What is loaded by now (modules, the ServiceAccount cache) lives as long as the process:
+    # move it out of the collector's generations, so the collections that request garbage
+    # triggers do not walk it (issue 9: about 5% less server CPU per admission request).
+    gc.freeze()
     reload_task = asyncio.create_task(reloader.watch())
     try:
         logger.info(

@@ -1,0 +1,216 @@
+"""Load test: the real webhook and the FastAPI baseline, each on one pinned core, driven by wrk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.accounts import body_path, service_accounts_yaml
+from benchmarks.wrk import WrkResult, run_wrk
+from webhook.certs import issue
+
+ACCOUNTS = 10_000
+SERVER_CPU = 0
+LOAD_CPU = 1
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    server: str  # webhook or baseline
+    body: str
+    connections: int
+    wrk: WrkResult
+    # Server CPU time (user + system) over the run divided by the requests: unlike requests/s,
+    # barely moved by other processes competing for the machine.
+    cpu_us_per_request: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (0 where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pinned(command: list[str], cpu: int | None) -> list[str]:
+    if cpu is None or not shutil.which("taskset") or (os.cpu_count() or 1) < 2:
+        return command
+    return ["taskset", "-c", str(cpu), *command]
+
+
+def write_inputs(workdir: Path, accounts: int = ACCOUNTS) -> tuple[Path, Path, Path]:
+    """ServiceAccounts file and a serving certificate for 127.0.0.1."""
+    sa_file = workdir / "serviceaccounts.yaml"
+    sa_file.write_text(service_accounts_yaml(accounts))
+    pem = issue(
+        common_name="localhost",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        days=2,
+        ca_days=2,
+    )
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    cert.write_bytes(pem.cert)
+    key.write_bytes(pem.key)
+    return sa_file, cert, key
+
+
+# Readiness polls only: the certificate is the benchmark's own, on loopback.
+_UNVERIFIED = ssl.create_default_context()
+_UNVERIFIED.check_hostname = False
+_UNVERIFIED.verify_mode = ssl.CERT_NONE
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=1, context=_UNVERIFIED) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"server not ready at {url} within 60 s:\n{log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def _running(
+    command: list[str], ready_url: str, log: Path, cpu: int | None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as output:
+        process = subprocess.Popen(_pinned(command, cpu), stdout=output, stderr=output)
+    try:
+        _wait_ready(ready_url, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def webhook_server(
+    workdir: Path, sa_file: Path, cert: Path, key: Path, *, server_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int]]:
+    port, metrics_port = _free_port(), _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "webhook",
+        "serve",
+        "--service-accounts-file",
+        str(sa_file),
+        "--bind-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--aws-default-region",
+        "us-west-2",
+        *server_args,
+    ]
+    ready = f"http://127.0.0.1:{metrics_port}/readyz"
+    with _running(command, ready, workdir / "webhook.log", SERVER_CPU) as process:
+        yield f"https://127.0.0.1:{port}/mutate", process.pid
+
+
+@contextlib.contextmanager
+def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[tuple[str, int]]:
+    """benchmarks/baseline.py on uvicorn with the webhook's settings: uvloop, httptools, TLS."""
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.baseline:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+        "--no-access-log",
+        "--no-server-header",
+        "--lifespan",
+        "off",
+        "--log-level",
+        "warning",
+    ]
+    ready = f"https://127.0.0.1:{port}/readyz"
+    with _running(command, ready, workdir / "baseline.log", SERVER_CPU) as process:
+        yield f"https://127.0.0.1:{port}/mutate", process.pid
+
+
+def run_load(
+    workdir: Path,
+    *,
+    bodies: tuple[str, ...],
+    concurrencies: tuple[int, ...],
+    seconds: float,
+    server_args: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+) -> list[LoadResult]:
+    sa_file, cert, key = write_inputs(workdir)
+    results: list[LoadResult] = []
+
+    def drive(server: str, url: str, pid: int) -> None:
+        for name in bodies:
+            for connections in concurrencies:
+                cpu_before = _cpu_seconds(pid)
+                outcome = run_wrk(
+                    url,
+                    body_path(name),
+                    connections=connections,
+                    seconds=seconds,
+                    cpu=LOAD_CPU,
+                    workdir=workdir,
+                )
+                cpu_us = (_cpu_seconds(pid) - cpu_before) * 1e6 / max(outcome.requests, 1)
+                log(
+                    f"  {server:<8} {name:<8} c={connections:<3} {outcome.requests_per_second:>9.0f} req/s"
+                    f"  p50 {outcome.p50_ms:.2f} ms  p99 {outcome.p99_ms:.2f} ms  errors {outcome.errors}"
+                    f"  cpu {cpu_us:.0f} µs/req"
+                )
+                results.append(LoadResult(server, name, connections, outcome, cpu_us))
+
+    with baseline_server(workdir, cert, key) as (url, pid):
+        drive("baseline", url, pid)
+    with webhook_server(workdir, sa_file, cert, key, server_args=server_args) as (url, pid):
+        drive("webhook", url, pid)
+    return results

@@ -26,6 +26,7 @@ STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")
 CONTAINER_LISTS = ("initContainers", "containers")
+_NO_NAMES: frozenset[Any] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +127,9 @@ def _container_ops(
     credential_env: tuple[tuple[str, str], tuple[str, str]],
 ) -> list[PatchOp]:
     env: Sequence[JsonObject] = container.get("env") or ()
-    names = {entry.get("name") for entry in env}
-    credentials_set = any(name in names for name, _ in credential_env)
-    region_set = any(name in names for name in REGION_ENVS)
+    names = {entry.get("name") for entry in env} if env else _NO_NAMES
+    credentials_set = not names.isdisjoint(name for name, _ in credential_env)
+    region_set = not names.isdisjoint(REGION_ENVS)
     sts_set = STS_ENV in names
     if credentials_set and region_set and sts_set:
         # Upstream leaves such a container alone entirely, volume mount included.

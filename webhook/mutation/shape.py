@@ -6,6 +6,8 @@ message instead of a crash: this names the first field that is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from webhook.types import JsonObject
@@ -28,17 +30,22 @@ def _check_map_of_strings(value: Any, path: str) -> None:
             raise InvalidPod(f"{path}[{key!r}]", "a string")
 
 
-def _check_named_list(value: Any, path: str, *, name_required: bool) -> None:
+def _check_named_list(value: Any, path: str | Callable[[], str], *, name_required: bool) -> None:
+    # `path` may be a callable: the hot path then builds the field's path only for a message.
     if value is None:
         return
     if not isinstance(value, list):
-        raise InvalidPod(path, "a list")
+        raise InvalidPod(_text(path), "a list")
     for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise InvalidPod(f"{path}[{index}]", "an object")
+            raise InvalidPod(f"{_text(path)}[{index}]", "an object")
         name = item.get("name")
         if not isinstance(name, str) and (name_required or name is not None):
-            raise InvalidPod(f"{path}[{index}].name", "a string")
+            raise InvalidPod(f"{_text(path)}[{index}].name", "a string")
+
+
+def _text(path: str | Callable[[], str]) -> str:
+    return path if isinstance(path, str) else path()
 
 
 def check_pod(pod: Any, path: str = "request.object") -> JsonObject:
@@ -66,9 +73,12 @@ def check_pod(pod: Any, path: str = "request.object") -> JsonObject:
         containers = spec.get(list_name)
         _check_named_list(containers, f"{path}.spec.{list_name}", name_required=True)
         for index, container in enumerate(containers or ()):
-            where = f"{path}.spec.{list_name}[{index}]"
-            _check_named_list(container.get("env"), f"{where}.env", name_required=True)
-            _check_named_list(
-                container.get("volumeMounts"), f"{where}.volumeMounts", name_required=True
-            )
+            for key in ("env", "volumeMounts"):
+                entries = container.get(key)
+                if entries is not None:
+                    _check_named_list(
+                        entries,
+                        partial("{}.spec.{}[{}].{}".format, path, list_name, index, key),
+                        name_required=True,
+                    )
     return pod

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
+from webhook.logs import InfoLine
 from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
 from webhook.server.service import WebhookService
@@ -37,6 +38,7 @@ def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
 
 def _observer(service: WebhookService) -> Observe:
     metrics = service.metrics
+    admission_line = InfoLine(logger)
 
     def observe(
         verb: str,
@@ -58,26 +60,25 @@ def _observer(service: WebhookService) -> Observe:
                 [op["path"] for op in decision.ops],
                 list(decision.warnings),
             )
+        if not admission_line.enabled():
+            return
         pod = review.pod or {}
         metadata = pod.get("metadata") or {}
         name = metadata.get("name") or metadata.get("generateName") or "-"
-        logger.info(
-            "admission path=%s uid=%s namespace=%s pod=%s serviceaccount=%s outcome=%s latency_ms=%.2f",
-            path,
-            review.uid,
-            review.namespace,
-            name,
-            decision.detail or "-",
-            decision.outcome,
-            seconds * 1000,
-            extra={
+        subject = "profile" if path == MUTATE_FARGATE_PATH else "serviceaccount"
+        detail = decision.detail or "-"
+        latency_ms = seconds * 1000
+        admission_line(
+            f"admission path={path} uid={review.uid} namespace={review.namespace} pod={name} "
+            f"{subject}={detail} outcome={decision.outcome} latency_ms={latency_ms:.2f}",
+            {
                 "path": path,
                 "uid": review.uid,
                 "namespace": review.namespace,
                 "pod": name,
-                "serviceaccount": decision.detail,
+                subject: decision.detail,
                 "outcome": decision.outcome,
-                "latency_ms": round(seconds * 1000, 3),
+                "latency_ms": round(latency_ms, 3),
             },
         )
 

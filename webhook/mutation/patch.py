@@ -126,7 +126,7 @@ def _container_ops(
     identity: PodIdentity,
     credential_env: tuple[tuple[str, str], tuple[str, str]],
 ) -> list[PatchOp]:
-    env: Sequence[JsonObject] = container.get("env") or ()
+    env: Sequence[JsonObject] | None = container.get("env")
     names = {entry.get("name") for entry in env} if env else _NO_NAMES
     credentials_set = not names.isdisjoint(name for name, _ in credential_env)
     region_set = not names.isdisjoint(REGION_ENVS)
@@ -135,31 +135,30 @@ def _container_ops(
         # Upstream leaves such a container alone entirely, volume mount included.
         return []
 
-    new_env: list[tuple[str, str]] = []
+    new_env: list[JsonObject] = []
     if identity.regional_sts and not sts_set:
-        new_env.append((STS_ENV, "regional"))
+        new_env.append({"name": STS_ENV, "value": "regional"})
     if identity.region and not region_set:
-        new_env.extend((name, identity.region) for name in REGION_ENVS)
+        new_env.extend({"name": name, "value": identity.region} for name in REGION_ENVS)
     if not credentials_set:
-        new_env.extend(credential_env)
+        new_env.extend({"name": name, "value": value} for name, value in credential_env)
 
-    ops = _append_ops(
-        container, "env", base, [{"name": name, "value": value} for name, value in new_env]
-    )
-    mounts: Sequence[JsonObject] = container.get("volumeMounts") or ()
-    if not any(mount.get("name") == identity.volume_name for mount in mounts):
-        mount = {"name": identity.volume_name, "readOnly": True, "mountPath": identity.mount_path}
-        ops.extend(_append_ops(container, "volumeMounts", base, [mount]))
+    ops: list[PatchOp] = []
+    if new_env:
+        if env is None:  # absent or null: create the list in one operation
+            ops.append({"op": "add", "path": base + "/env", "value": new_env})
+        else:
+            path = base + "/env/-"
+            ops.extend({"op": "add", "path": path, "value": item} for item in new_env)
+    mounts: Sequence[JsonObject] | None = container.get("volumeMounts")
+    volume_name = identity.volume_name
+    if not mounts or not any(mount.get("name") == volume_name for mount in mounts):
+        mount = {"name": volume_name, "readOnly": True, "mountPath": identity.mount_path}
+        if mounts is None:
+            ops.append({"op": "add", "path": base + "/volumeMounts", "value": [mount]})
+        else:
+            ops.append({"op": "add", "path": base + "/volumeMounts/-", "value": mount})
     return ops
-
-
-def _append_ops(container: JsonObject, key: str, base: str, items: list[Any]) -> list[PatchOp]:
-    if not items:
-        return []
-    if container.get(key) is None:
-        # absent or null: create the list in one operation
-        return [_add(f"{base}/{key}", items)]
-    return [_add(f"{base}/{key}/-", item) for item in items]
 
 
 def _add(path: str, value: Any) -> PatchOp:

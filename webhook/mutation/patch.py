@@ -21,7 +21,7 @@ ROLE_ARN_ENV = "AWS_ROLE_ARN"
 TOKEN_FILE_ENV = "AWS_WEB_IDENTITY_TOKEN_FILE"
 FULL_URI_ENV = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTH_TOKEN_FILE_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
-REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
+REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")  # _container_ops spells them out, in this order
 STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")
@@ -128,8 +128,9 @@ def _container_ops(
 ) -> list[PatchOp]:
     env: Sequence[JsonObject] | None = container.get("env")
     names = {entry.get("name") for entry in env} if env else _NO_NAMES
-    credentials_set = not names.isdisjoint(name for name, _ in credential_env)
-    region_set = not names.isdisjoint(REGION_ENVS)
+    (credential_name, credential_value), (token_name, token_value) = credential_env
+    credentials_set = credential_name in names or token_name in names
+    region_set = "AWS_DEFAULT_REGION" in names or "AWS_REGION" in names
     sts_set = STS_ENV in names
     if credentials_set and region_set and sts_set:
         # Upstream leaves such a container alone entirely, volume mount included.
@@ -138,10 +139,13 @@ def _container_ops(
     new_env: list[JsonObject] = []
     if identity.regional_sts and not sts_set:
         new_env.append({"name": STS_ENV, "value": "regional"})
-    if identity.region and not region_set:
-        new_env.extend({"name": name, "value": identity.region} for name in REGION_ENVS)
+    region = identity.region
+    if region and not region_set:
+        new_env.append({"name": "AWS_DEFAULT_REGION", "value": region})
+        new_env.append({"name": "AWS_REGION", "value": region})
     if not credentials_set:
-        new_env.extend({"name": name, "value": value} for name, value in credential_env)
+        new_env.append({"name": credential_name, "value": credential_value})
+        new_env.append({"name": token_name, "value": token_value})
 
     ops: list[PatchOp] = []
     if new_env:
@@ -149,7 +153,8 @@ def _container_ops(
             ops.append({"op": "add", "path": base + "/env", "value": new_env})
         else:
             path = base + "/env/-"
-            ops.extend({"op": "add", "path": path, "value": item} for item in new_env)
+            for item in new_env:
+                ops.append({"op": "add", "path": path, "value": item})
     mounts: Sequence[JsonObject] | None = container.get("volumeMounts")
     volume_name = identity.volume_name
     if not mounts or not any(mount.get("name") == volume_name for mount in mounts):

@@ -21,7 +21,7 @@ ROLE_ARN_ENV = "AWS_ROLE_ARN"
 TOKEN_FILE_ENV = "AWS_WEB_IDENTITY_TOKEN_FILE"
 FULL_URI_ENV = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTH_TOKEN_FILE_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
-REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")  # _container_ops spells them out, in this order
+REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")
@@ -130,7 +130,7 @@ def _container_ops(
     names = {entry.get("name") for entry in env} if env else _NO_NAMES
     (credential_name, credential_value), (token_name, token_value) = credential_env
     credentials_set = credential_name in names or token_name in names
-    region_set = "AWS_DEFAULT_REGION" in names or "AWS_REGION" in names
+    region_set = not names.isdisjoint(REGION_ENVS)
     sts_set = STS_ENV in names
     if credentials_set and region_set and sts_set:
         # Upstream leaves such a container alone entirely, volume mount included.
@@ -141,8 +141,8 @@ def _container_ops(
         new_env.append({"name": STS_ENV, "value": "regional"})
     region = identity.region
     if region and not region_set:
-        new_env.append({"name": "AWS_DEFAULT_REGION", "value": region})
-        new_env.append({"name": "AWS_REGION", "value": region})
+        for name in REGION_ENVS:
+            new_env.append({"name": name, "value": region})
     if not credentials_set:
         new_env.append({"name": credential_name, "value": credential_value})
         new_env.append({"name": token_name, "value": token_value})

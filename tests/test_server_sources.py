@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support.server import CertFiles, run_webhook
+from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.server.app import WebhookApp
 from webhook.server.service import WebhookService
 from webhook.settings import Settings
@@ -111,26 +109,13 @@ def test_bad_service_accounts_file_fails_start_up_naming_file_field_and_reason(
     sa_file.write_text(
         "kind: List\nitems:\n- {kind: ServiceAccount, metadata: {name: a, annotations: {eks.amazonaws.com/token-expiration: 3600}}}\n"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--service-accounts-file",
-            str(sa_file),
-            "--tls-cert",
-            str(cert_files.cert),
-            "--tls-key",
-            str(cert_files.key),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = serve_expecting_exit(
+        "--service-accounts-file",
+        str(sa_file),
+        "--tls-cert",
+        str(cert_files.cert),
+        "--tls-key",
+        str(cert_files.key),
     )
     assert result.returncode == 2
     assert (
@@ -143,26 +128,13 @@ def test_bad_service_accounts_file_fails_start_up_naming_file_field_and_reason(
 def test_missing_tls_files_fail_start_up_clearly(tmp_path: Path) -> None:
     sa_file = tmp_path / "sa.yaml"
     sa_file.write_text(sa_yaml(ROLE_A))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--service-accounts-file",
-            str(sa_file),
-            "--tls-cert",
-            str(tmp_path / "none.crt"),
-            "--tls-key",
-            str(tmp_path / "none.key"),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = serve_expecting_exit(
+        "--service-accounts-file",
+        str(sa_file),
+        "--tls-cert",
+        str(tmp_path / "none.crt"),
+        "--tls-key",
+        str(tmp_path / "none.key"),
     )
     assert result.returncode == 2
     assert result.stderr == (

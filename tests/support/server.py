@@ -146,3 +146,13 @@ def _wait_listening(running: RunningWebhook, *, ready: bool, timeout: float = 30
             pass
         time.sleep(0.05)
     raise RuntimeError(f"webhook did not become {'ready' if ready else 'live'}:\n{running.log()}")
+
+
+def serve_expecting_exit(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `serve` with these flags on free ports where start-up is expected to fail."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", "serve", "--port", "0", "--metrics-port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

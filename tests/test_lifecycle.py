@@ -14,24 +14,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.admission import review
+from tests.support.admission import app_service_account_file, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
-SERVICE_ACCOUNTS = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}
-"""
 JSON = {"Content-Type": "application/json"}
-
-
-def _sa_file(tmp_path: Path) -> str:
-    path = tmp_path / "sa.yaml"
-    path.write_text(SERVICE_ACCOUNTS)
-    return str(path)
 
 
 def _open_request(webhook: RunningWebhook, body: bytes, sent: int) -> ssl.SSLSocket:
@@ -73,7 +59,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones
     with run_webhook(
         tmp_path,
         "--service-accounts-file",
-        _sa_file(tmp_path),
+        app_service_account_file(tmp_path),
         "--shutdown-grace-period",
         "5s",
         certs=cert_files,
@@ -109,7 +95,7 @@ def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(
     with run_webhook(
         tmp_path,
         "--service-accounts-file",
-        _sa_file(tmp_path),
+        app_service_account_file(tmp_path),
         "--shutdown-grace-period",
         "300ms",
         certs=cert_files,
@@ -133,7 +119,7 @@ def limited(
     with run_webhook(
         tmp,
         "--service-accounts-file",
-        _sa_file(tmp),
+        app_service_account_file(tmp),
         "--max-request-bytes",
         "65536",
         "--service-account-lookup-grace-period",

@@ -6,6 +6,7 @@ import base64
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -65,3 +66,20 @@ def eventually(probe: Callable[[], T], expected: T, *, timeout: float = 10.0) ->
         time.sleep(0.05)
         value = probe()
     return value
+
+
+# One annotated ServiceAccount, team-a/app, for tests that need the server to mutate something.
+APP_SERVICE_ACCOUNT = """
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: app
+  namespace: team-a
+  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}
+"""
+
+
+def app_service_account_file(directory: Path) -> str:
+    path = directory / "sa.yaml"
+    path.write_text(APP_SERVICE_ACCOUNT)
+    return str(path)

@@ -8,6 +8,7 @@ literal (fnmatch would read it as a character class). A profile matches when any
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,25 +52,36 @@ class FargateScheduling:
     profile: str  # the chosen profile; "" when none
 
 
-def wildcard_matches(pattern: str, value: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _wildcard_regex(pattern: str) -> re.Pattern[str] | None:
+    """The compiled pattern, or None when it has no wildcard; cached, as profiles are few."""
     if "*" not in pattern and "?" not in pattern:
-        return pattern == value
+        return None
     regex = "".join(
         ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
     )
-    return re.fullmatch(regex, value, re.DOTALL) is not None
+    return re.compile(regex, re.DOTALL)
+
+
+def wildcard_matches(pattern: str, value: str) -> bool:
+    regex = _wildcard_regex(pattern)
+    return pattern == value if regex is None else regex.fullmatch(value) is not None
+
+
+def _label_matches(key: str, value: str, labels: Mapping[str, str]) -> bool:
+    if _wildcard_regex(key) is None:  # a literal key: one lookup instead of a scan
+        pod_value = labels.get(key)
+        return pod_value is not None and wildcard_matches(value, pod_value)
+    return any(
+        wildcard_matches(key, pod_key) and wildcard_matches(value, pod_value)
+        for pod_key, pod_value in labels.items()
+    )
 
 
 def selector_matches(selector: Selector, namespace: str, labels: Mapping[str, str]) -> bool:
     if not wildcard_matches(selector.namespace, namespace):
         return False
-    return all(
-        any(
-            wildcard_matches(key, pod_key) and wildcard_matches(value, pod_value)
-            for pod_key, pod_value in labels.items()
-        )
-        for key, value in selector.labels
-    )
+    return all(_label_matches(key, value, labels) for key, value in selector.labels)
 
 
 def profile_matches(profile: FargateProfile, namespace: str, labels: Mapping[str, str]) -> bool:

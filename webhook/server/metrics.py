@@ -52,6 +52,7 @@ class Metrics:
             r.register(collector)
         go_counters = CollectorRegistry(auto_describe=True)
         r.register(_GoNamedCounters(go_counters))
+        self._pod_count_children: dict[str, Counter] = {}
         self._request_children: dict[
             tuple[str, str, int], tuple[Counter, Histogram, Summary, Histogram]
         ] = {}
@@ -149,6 +150,12 @@ class Metrics:
         latencies.observe(microseconds)
         duration.observe(microseconds)
         request_seconds.observe(seconds)
+
+    def pod_mutated(self, method: str) -> None:
+        child = self._pod_count_children.get(method)
+        if child is None:
+            child = self._pod_count_children[method] = self.pod_count.labels(method)
+        child.inc()
 
     def config_reloaded(self, source: str, success: bool) -> None:
         self.config_reloads.labels(source, "success" if success else "failure").inc()

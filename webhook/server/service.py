@@ -192,7 +192,7 @@ class WebhookService:
             return Decision([], (), "not a pod")
         result = await self.mutator.mutate(review.pod, review.namespace)
         if result.mode is not None and result.ops:
-            self.metrics.pod_count.labels(result.mode.value).inc()
+            self.metrics.pod_mutated(result.mode.value)
         if result.outcome is Outcome.NOT_FOUND:
             self.metrics.missing_sa.inc()
         return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)

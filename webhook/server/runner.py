@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from webhook.server.app import WebhookApp, build_metrics_app
+from webhook.server.protocol import CoalescingHttpToolsProtocol
 from webhook.server.service import WebhookService
 from webhook.server.tls import CertificateReloader, build_server_context
 from webhook.settings import Settings
@@ -66,6 +67,9 @@ async def run_servers(service: WebhookService) -> None:
             WebhookApp(service),
             settings,
             settings.port,
+            # One write per response (issue 9); kube-apiserver never upgrades to websockets.
+            http=CoalescingHttpToolsProtocol,
+            ws="none",
             ssl_context_factory=lambda _config, _default: context,
         )
     )

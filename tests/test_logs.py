@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -60,3 +61,83 @@ def test_info_line_falls_back_to_logging_without_the_serve_handler(
         line(MESSAGE, dict(FIELDS))
     assert [r.getMessage() for r in caplog.records] == [MESSAGE]
     assert caplog.records[0].outcome == "mutated"
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    return [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+
+
+def test_lines_written_on_the_loop_are_held_to_the_end_of_the_step() -> None:
+    stream = CountingStream()
+    handler = WebhookHandler(stream, "text")
+
+    async def step() -> tuple[str, int]:
+        for number in range(3):
+            handler.write_info("webhook.admission", f"admission {number}", {})
+        seen_before = stream.getvalue()
+        await asyncio.sleep(0)
+        return seen_before, stream.writes
+
+    seen_before, writes = asyncio.run(step())
+    assert seen_before == ""
+    assert writes == 1
+    assert _lines(stream) == ["admission 0", "admission 1", "admission 2"]
+
+
+def test_other_records_and_flush_keep_the_order() -> None:
+    stream = CountingStream()
+    handler = WebhookHandler(stream, "text")
+    logger = logging.getLogger("webhook.test-logs-order")
+    logger.propagate = False
+    logger.addHandler(handler)
+
+    async def step() -> None:
+        handler.write_info("webhook.admission", "admission 1", {})
+        logger.warning("rejected something")
+        handler.write_info("webhook.admission", "admission 2", {})
+        handler.flush()  # what logging.shutdown does at exit
+        assert _lines(stream) == ["admission 1", "rejected something", "admission 2"]
+
+    try:
+        asyncio.run(step())
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_lines_off_the_loop_are_written_at_once() -> None:
+    stream = CountingStream()
+    handler = WebhookHandler(stream, "json")
+    handler.write_info("webhook.admission", "admission off loop", {"uid": "u-1"})
+    assert orjson.loads(stream.getvalue())["uid"] == "u-1"
+
+
+def test_a_loop_that_ends_before_its_flush_does_not_strand_lines() -> None:
+    stream = CountingStream()
+    handler = WebhookHandler(stream, "text")
+    first = asyncio.new_event_loop()
+
+    def write_and_stop() -> None:
+        handler.write_info("webhook.admission", "on a loop closed right after", {})
+        first.stop()
+
+    first.call_soon(write_and_stop)
+    first.run_forever()
+    first.close()  # its scheduled flush never ran
+    assert stream.getvalue() == ""
+
+    async def write_and_step(message: str) -> None:
+        handler.write_info("webhook.admission", message, {})
+        await asyncio.sleep(0)
+
+    asyncio.run(write_and_step("on the next loop"))
+    assert _lines(stream) == ["on a loop closed right after", "on the next loop"]

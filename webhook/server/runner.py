@@ -67,9 +67,11 @@ async def run_servers(service: WebhookService) -> None:
             WebhookApp(service),
             settings,
             settings.port,
-            # One write per response (issue 9); kube-apiserver never upgrades to websockets.
+            # One write per response (issue 9). kube-apiserver calls directly: no websockets,
+            # no proxy whose X-Forwarded-* headers would need reading.
             http=CoalescingHttpToolsProtocol,
             ws="none",
+            proxy_headers=False,
             ssl_context_factory=lambda _config, _default: context,
         )
     )

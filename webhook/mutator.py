@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from random import Random
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
@@ -26,8 +25,7 @@ class IdentityLookup(Protocol):
     def get(self, namespace: str, name: str) -> ServiceAccountIdentity | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class MutationResult:
+class MutationResult(NamedTuple):
     ops: list[PatchOp]
     warnings: tuple[str, ...]
     outcome: Outcome

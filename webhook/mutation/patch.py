@@ -8,10 +8,10 @@ carries everything yields no operation at all (kube-apiserver may reinvoke the w
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.mutation.podidentity import Mode, PodIdentity
 from webhook.mutation.pointer import join
@@ -29,8 +29,7 @@ CONTAINER_LISTS = ("initContainers", "containers")
 _NO_NAMES: frozenset[Any] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Mutation:
+class Mutation(NamedTuple):
     ops: list[PatchOp]
     warnings: tuple[str, ...]
 
@@ -78,6 +77,7 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
     return Mutation(ops, warnings)
 
 
+@functools.lru_cache(maxsize=64)  # a handful of (mount path, token path) pairs per process
 def _clean_join(directory: str, name: str) -> str:
     # Go's filepath.Join cleans the result; normpath does too, but keeps a leading "//".
     path = posixpath.normpath(directory + "/" + name)

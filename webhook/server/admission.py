@@ -10,8 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Receive, Scope, Send
 
@@ -22,8 +21,7 @@ from webhook.types import PatchOp
 logger = logging.getLogger("webhook.admission")
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     ops: list[PatchOp]
     warnings: tuple[str, ...]
     outcome: str  # for logs and metrics: mutated, already present, no role, not found, ...

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,8 +40,7 @@ class BadRequest(Exception):
         return f"BadRequest(status={self.status!r}, message={self.message!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class Review:
+class Review(NamedTuple):
     api_version: str
     kind: str
     uid: str

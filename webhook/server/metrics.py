@@ -17,14 +17,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
-    Summary,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-# upstream: prometheus.ExponentialBuckets(125000, 2.0, 7), in microseconds
-_UPSTREAM_LATENCY_BUCKETS_US = tuple(125000.0 * 2**i for i in range(7))
+from webhook.server.requestmetrics import RequestMetrics
 
 
 class _GoNamedCounters(Collector):
@@ -53,35 +50,10 @@ class Metrics:
         go_counters = CollectorRegistry(auto_describe=True)
         r.register(_GoNamedCounters(go_counters))
         self._pod_count_children: dict[str, Counter] = {}
-        self._request_children: dict[
-            tuple[str, str, int], tuple[Counter, Histogram, Summary, Histogram]
-        ] = {}
-        self.request_count = Counter(
-            "http_request_count",
-            "Counter of requests broken out for each verb, path, and response code.",
-            ["verb", "path", "code"],
-            registry=go_counters,
-        )
-        self.request_latencies = Histogram(
-            "http_request_latencies",
-            "Response latency distribution in microseconds for each verb and path",
-            ["verb", "path"],
-            buckets=_UPSTREAM_LATENCY_BUCKETS_US,
-            registry=r,
-        )
-        self.request_duration = Summary(
-            "http_request_duration_microseconds",
-            "Response latency summary in microseconds for each verb and path.",
-            ["verb", "path"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "pod_identity_webhook_request_duration_seconds",
-            "Admission request latency in seconds by path and status code.",
-            ["path", "code"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=r,
-        )
+        self.requests = RequestMetrics()
+        r.register(self.requests)
+        # Every admission request lands here: plain numbers, read at scrape time.
+        self.observe_request = self.requests.observe
         self.pod_count = Counter(
             "pod_identity_webhook_pod_count",
             "Indicator to how many pods are using sts web identity or container credentials",
@@ -132,24 +104,6 @@ class Metrics:
             "Admissions answered unchanged because deciding took longer than --request-time-budget.",
             registry=r,
         )
-
-    def observe_request(self, verb: str, path: str, code: int, seconds: float) -> None:
-        # Every admission request lands here: look the labelled children up once per label set.
-        children = self._request_children.get((verb, path, code))
-        if children is None:
-            children = (
-                self.request_count.labels(verb, path, str(code)),
-                self.request_latencies.labels(verb, path),
-                self.request_duration.labels(verb, path),
-                self.request_seconds.labels(path, str(code)),
-            )
-            self._request_children[(verb, path, code)] = children
-        count, latencies, duration, request_seconds = children
-        microseconds = seconds * 1e6
-        count.inc()
-        latencies.observe(microseconds)
-        duration.observe(microseconds)
-        request_seconds.observe(seconds)
 
     def pod_mutated(self, method: str) -> None:
         child = self._pod_count_children.get(method)

@@ -10,7 +10,7 @@ import re
 import orjson
 import pytest
 
-from webhook.logs import InfoLine, WebhookHandler
+from webhook.logs import HOLD_SECONDS, InfoLine, WebhookHandler
 
 FIELDS = {"namespace": "team-a", "pod": "web-", "outcome": "mutated", "latency_ms": 0.412}
 MESSAGE = "admission path=/mutate namespace=team-a pod=web- outcome=mutated"
@@ -77,19 +77,20 @@ def _lines(stream: io.StringIO) -> list[str]:
     return [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
 
 
-def test_lines_written_on_the_loop_are_held_to_the_end_of_the_step() -> None:
+def test_lines_written_on_the_loop_are_held_then_written_together() -> None:
     stream = CountingStream()
     handler = WebhookHandler(stream, "text")
 
-    async def step() -> tuple[str, int]:
+    async def burst() -> tuple[str, int]:
         for number in range(3):
             handler.write_info("webhook.admission", f"admission {number}", {})
-        seen_before = stream.getvalue()
         await asyncio.sleep(0)
-        return seen_before, stream.writes
+        seen_soon_after = stream.getvalue()
+        await asyncio.sleep(HOLD_SECONDS * 5)
+        return seen_soon_after, stream.writes
 
-    seen_before, writes = asyncio.run(step())
-    assert seen_before == ""
+    seen_soon_after, writes = asyncio.run(burst())
+    assert seen_soon_after == ""
     assert writes == 1
     assert _lines(stream) == ["admission 0", "admission 1", "admission 2"]
 
@@ -137,7 +138,7 @@ def test_a_loop_that_ends_before_its_flush_does_not_strand_lines() -> None:
 
     async def write_and_step(message: str) -> None:
         handler.write_info("webhook.admission", message, {})
-        await asyncio.sleep(0)
+        await asyncio.sleep(HOLD_SECONDS * 5)
 
     asyncio.run(write_and_step("on the next loop"))
     assert _lines(stream) == ["on a loop closed right after", "on the next loop"]

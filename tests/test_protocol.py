@@ -63,93 +63,146 @@ class RecordingTransport:
         self.calls.append("set_protocol")
 
 
-def _coalescing(loop: asyncio.AbstractEventLoop) -> tuple[CoalescingTransport, RecordingTransport]:
-    inner = RecordingTransport()
-    return CoalescingTransport(inner, loop), inner  # type: ignore[arg-type]
+class Answering:
+    """Stands in for the protocol: which response (cycle) is being answered, and how far, and
+    which requests are in flight on the server."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.cycle: Any = None
+        self.tasks: set[object] = {"this request"}
+        self.loop = loop
+
+    def start_response(self) -> None:
+        self.cycle = type("Cycle", (), {"response_started": True, "response_complete": False})()
 
 
-def test_writes_in_one_step_reach_the_transport_as_one() -> None:
+def _coalescing(
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> tuple[CoalescingTransport, RecordingTransport, Answering]:
+    inner, protocol = RecordingTransport(), Answering(loop)
+    return CoalescingTransport(inner, protocol), inner, protocol  # type: ignore[arg-type]
+
+
+def test_under_load_responses_leave_at_the_end_of_the_loop_step() -> None:
     async def scenario() -> list[bytes]:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport, inner, protocol = _coalescing(asyncio.get_running_loop())
+        protocol.tasks.add("another request")
+        protocol.start_response()
+        transport.write(b"head|")
         transport.write(b"body")
-        assert inner.writes == []  # held until the step ends
-        assert transport.get_write_buffer_size() == 7 + len(b"HTTP/1.1 200 OK\r\n\r\nbody")
-        await asyncio.sleep(0)
-        transport.write(b"next")
-        await asyncio.sleep(0)
-        return inner.writes
-
-    assert asyncio.run(scenario()) == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
-
-
-def test_writelines_is_held_like_write() -> None:
-    async def scenario() -> list[bytes]:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.writelines([b"a", bytearray(b"b"), memoryview(b"c")])
+        transport.write(b"|after")  # joins what waits, in order
+        assert inner.writes == []
+        assert transport.get_write_buffer_size() == 7 + len(b"head|body|after")
         await asyncio.sleep(0)
         return inner.writes
 
-    assert asyncio.run(scenario()) == [b"abc"]
+    assert asyncio.run(scenario()) == [b"head|body|after"]
 
 
-def test_close_sends_what_is_held_first() -> None:
+def test_under_load_close_sends_what_waits_for_the_step_first() -> None:
     async def scenario() -> RecordingTransport:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.write(b"last response")
+        transport, inner, protocol = _coalescing(asyncio.get_running_loop())
+        protocol.tasks.add("another request")
+        protocol.start_response()
+        transport.write(b"head|")
+        transport.write(b"body")
         transport.close()
-        await asyncio.sleep(0)  # the scheduled flush finds nothing left to send
+        await asyncio.sleep(0)  # the step's callback finds nothing left
         return inner
 
     inner = asyncio.run(scenario())
     assert inner.calls == ["write", "close"]
-    assert inner.writes == [b"last response"]
+    assert inner.writes == [b"head|body"]
+
+
+def test_under_load_nothing_is_written_to_a_transport_the_peer_closed() -> None:
+    async def scenario() -> list[bytes]:
+        transport, inner, protocol = _coalescing(asyncio.get_running_loop())
+        protocol.tasks.add("another request")
+        transport.write(b"too late")
+        inner.closing = True
+        await asyncio.sleep(0)
+        return inner.writes
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_response_head_goes_out_with_the_first_body_write() -> None:
+    transport, inner, protocol = _coalescing()
+    protocol.start_response()
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert inner.writes == []  # the head waits for the body
+    assert transport.get_write_buffer_size() == 7 + len(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"body")
+    transport.write(b"more body")  # later chunks of a streamed body go at once
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"more body"]
+
+
+def test_writes_outside_a_response_are_not_held() -> None:
+    transport, inner, protocol = _coalescing()
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before any response starts
+    protocol.start_response()
+    protocol.cycle.response_complete = True
+    transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")  # after it completed
+    assert len(inner.writes) == 2
+
+
+def test_only_the_first_write_of_each_response_is_held() -> None:
+    transport, inner, protocol = _coalescing()
+    for number in range(2):
+        protocol.start_response()
+        transport.write(b"head %d|" % number)
+        transport.write(b"body %d" % number)
+    assert inner.writes == [b"head 0|body 0", b"head 1|body 1"]
+
+
+def test_flush_head_sends_a_head_with_no_body() -> None:
+    transport, inner, protocol = _coalescing()
+    protocol.start_response()
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")  # a HEAD answer
+    transport.flush_head()
+    transport.flush_head()
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"]
+
+
+def test_writelines_joins_the_chunks() -> None:
+    transport, inner, _ = _coalescing()
+    transport.writelines([b"a", bytearray(b"b"), memoryview(b"c")])
+    assert inner.writes == [b"abc"]
+
+
+def test_close_sends_what_is_held_first() -> None:
+    transport, inner, protocol = _coalescing()
+    protocol.start_response()
+    transport.write(b"last head")
+    transport.close()
+    assert inner.calls == ["write", "close"]
+    assert inner.writes == [b"last head"]
 
 
 def test_write_eof_sends_what_is_held_first() -> None:
-    async def scenario() -> RecordingTransport:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.write(b"x")
-        transport.write_eof()
-        return inner
-
-    assert asyncio.run(scenario()).calls == ["write", "write_eof"]
+    transport, inner, protocol = _coalescing()
+    protocol.start_response()
+    transport.write(b"x")
+    transport.write_eof()
+    assert inner.calls == ["write", "write_eof"]
 
 
 def test_abort_drops_what_is_held() -> None:
-    async def scenario() -> RecordingTransport:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.write(b"never sent")
-        transport.abort()
-        await asyncio.sleep(0)
-        return inner
-
-    inner = asyncio.run(scenario())
+    transport, inner, protocol = _coalescing()
+    protocol.start_response()
+    transport.write(b"never sent")
+    transport.abort()
     assert inner.calls == ["abort"]
-    assert inner.writes == []
-
-
-def test_nothing_is_written_to_a_transport_closed_by_the_peer() -> None:
-    async def scenario() -> RecordingTransport:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        transport.write(b"too late")
-        inner.closing = True  # the peer went away before the step ended
-        await asyncio.sleep(0)
-        return inner
-
-    assert asyncio.run(scenario()).writes == []
 
 
 def test_other_transport_methods_reach_the_real_transport() -> None:
-    async def scenario() -> RecordingTransport:
-        transport, inner = _coalescing(asyncio.get_running_loop())
-        assert transport.get_extra_info("peername") == ("127.0.0.1", 40000)
-        transport.pause_reading()
-        transport.resume_reading()
-        assert transport.is_closing() is False
-        return inner
-
-    assert asyncio.run(scenario()).calls == ["pause_reading", "resume_reading"]
+    transport, inner, _ = _coalescing()
+    assert transport.get_extra_info("peername") == ("127.0.0.1", 40000)
+    transport.pause_reading()
+    transport.resume_reading()
+    assert transport.is_closing() is False
+    assert inner.calls == ["pause_reading", "resume_reading"]
 
 
 # -- the uvicorn protocol, with the real parser and a real app --------------------------------
@@ -183,8 +236,8 @@ def _request(path: str, body: bytes = b"{}") -> bytes:
     ).encode() + body
 
 
-async def _serve_once(*chunks: bytes) -> RecordingTransport:
-    config = uvicorn.Config(_echo_app, lifespan="off", log_config=None, access_log=False)
+async def _serve_once(*chunks: bytes, app: Any = _echo_app) -> RecordingTransport:
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
     protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
     inner = RecordingTransport()
     protocol.connection_made(inner)  # type: ignore[arg-type]
@@ -210,6 +263,54 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     positions = [answered.index(f'"path":"/{name}"'.encode()) for name in "abc"]
     assert positions == sorted(positions)
     assert answered.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_a_head_request_gets_its_head_without_waiting_for_a_body() -> None:
+    request = b"HEAD /healthz HTTP/1.1\r\nHost: webhook\r\n\r\n"
+    inner = asyncio.run(_serve_once(request))
+    assert len(inner.writes) == 1
+    assert inner.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert inner.writes[0].endswith(b"\r\n\r\n")  # the head only
+
+
+def test_expect_100_continue_is_answered_before_the_body_arrives() -> None:
+    body = b'{"a": 1}'
+    head, _, _ = _request("/mutate", body).partition(b"\r\n\r\n")
+    head += b"\r\nExpect: 100-continue\r\n\r\n"
+
+    async def scenario() -> RecordingTransport:
+        config = uvicorn.Config(_echo_app, lifespan="off", log_config=None, access_log=False)
+        protocol = CoalescingHttpToolsProtocol(config, ServerState(), {})
+        inner = RecordingTransport()
+        protocol.connection_made(inner)  # type: ignore[arg-type]
+        protocol.data_received(head)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert inner.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        protocol.data_received(body)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return inner
+
+    inner = asyncio.run(scenario())
+    assert len(inner.writes) == 2
+    assert inner.writes[1].endswith(b'{"path":"/mutate","got":8}')
+
+
+async def _streaming_app(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    await asyncio.sleep(0)
+    await send({"type": "http.response.body", "body": b"second", "more_body": False})
+
+
+def test_a_streamed_response_sends_its_head_with_the_first_chunk() -> None:
+    inner = asyncio.run(_serve_once(_request("/stream"), app=_streaming_app))
+    assert len(inner.writes) == 2
+    assert inner.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert inner.writes[0].endswith(b"\r\n\r\n5\r\nfirst\r\n")  # chunked encoding
+    assert inner.writes[1] == b"6\r\nsecond\r\n0\r\n\r\n"
 
 
 # -- the real server -------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import orjson
 
+HOLD_SECONDS = 0.02  # how long an admission line may wait to be written with others
+
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
@@ -35,10 +37,11 @@ class JsonFormatter(logging.Formatter):
 class WebhookHandler(logging.StreamHandler[TextIO]):
     """The stderr handler `serve` installs; it also writes `InfoLine`s without a LogRecord.
 
-    Info lines written on a running event loop are held until the end of the loop's current
-    step and written together: under load that is one write() for many admissions instead of
-    one each (issue 9). Any other record, `flush()` and `close()` write what is held first, so
-    the order of lines is kept and nothing held is lost at exit.
+    Info lines written on a running event loop are held for up to `HOLD_SECONDS` and written
+    together: under load that is one write() for many admissions instead of one each (issue 9),
+    and a timer rather than a callback for the next loop step, so an idle loop is not woken
+    once more per request. Any other record, `flush()` and `close()` write what is held first,
+    so the order of lines is kept and nothing held is lost at exit.
     """
 
     def __init__(self, stream: TextIO, fmt: str) -> None:
@@ -84,9 +87,9 @@ class WebhookHandler(logging.StreamHandler[TextIO]):
                 self._write_held()
                 self.stream.write(line + "\n")
                 return
-            if self._flush_on is not loop:  # once per step (and again on a new loop)
+            if self._flush_on is not loop:  # once per batch (and again on a new loop)
                 self._flush_on = loop
-                loop.call_soon(self.flush)
+                loop.call_later(HOLD_SECONDS, self.flush)
             self._held.append(line)
 
     def _write_held(self) -> None:

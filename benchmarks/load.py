@@ -33,6 +33,7 @@ class LoadResult:
     # Server CPU time (user + system) over the run divided by the requests: unlike requests/s,
     # barely moved by other processes competing for the machine.
     cpu_us_per_request: float
+    round: int = 1
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -177,40 +178,62 @@ def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[tuple[str,
         yield f"https://127.0.0.1:{port}/mutate", process.pid
 
 
+WARM_UP_SECONDS = 1.0
+
+
 def run_load(
     workdir: Path,
     *,
     bodies: tuple[str, ...],
     concurrencies: tuple[int, ...],
     seconds: float,
+    rounds: int = 1,
     server_args: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
 ) -> list[LoadResult]:
+    """Both servers run at once, pinned to the same core (the idle one costs nothing); each
+    (body, concurrency) is measured `rounds` times, alternating which server goes first, so
+    that a busy moment on the machine hits both and the per-round ratio stays fair."""
     sa_file, cert, key = write_inputs(workdir)
     results: list[LoadResult] = []
 
-    def drive(server: str, url: str, pid: int) -> None:
+    def measure(server: str, url: str, pid: int, name: str, connections: int, round_: int) -> None:
+        cpu_before = _cpu_seconds(pid)
+        outcome = run_wrk(
+            url,
+            body_path(name),
+            connections=connections,
+            seconds=seconds,
+            cpu=LOAD_CPU,
+            workdir=workdir,
+        )
+        cpu_us = (_cpu_seconds(pid) - cpu_before) * 1e6 / max(outcome.requests, 1)
+        log(
+            f"  {server:<8} {name:<8} c={connections:<3} {outcome.requests_per_second:>9.0f} req/s"
+            f"  p50 {outcome.p50_ms:.2f} ms  p99 {outcome.p99_ms:.2f} ms  errors {outcome.errors}"
+            f"  cpu {cpu_us:.0f} µs/req" + (f"  (round {round_})" if rounds > 1 else "")
+        )
+        results.append(LoadResult(server, name, connections, outcome, cpu_us, round_))
+
+    with (
+        baseline_server(workdir, cert, key) as baseline,
+        webhook_server(workdir, sa_file, cert, key, server_args=server_args) as webhook,
+    ):
+        servers = {"baseline": baseline, "webhook": webhook}
+        for url, _ in servers.values():  # first requests are slower (imports, caches): not measured
+            run_wrk(
+                url,
+                body_path(bodies[0]),
+                connections=max(concurrencies),
+                seconds=WARM_UP_SECONDS,
+                cpu=LOAD_CPU,
+                workdir=workdir,
+            )
         for name in bodies:
             for connections in concurrencies:
-                cpu_before = _cpu_seconds(pid)
-                outcome = run_wrk(
-                    url,
-                    body_path(name),
-                    connections=connections,
-                    seconds=seconds,
-                    cpu=LOAD_CPU,
-                    workdir=workdir,
-                )
-                cpu_us = (_cpu_seconds(pid) - cpu_before) * 1e6 / max(outcome.requests, 1)
-                log(
-                    f"  {server:<8} {name:<8} c={connections:<3} {outcome.requests_per_second:>9.0f} req/s"
-                    f"  p50 {outcome.p50_ms:.2f} ms  p99 {outcome.p99_ms:.2f} ms  errors {outcome.errors}"
-                    f"  cpu {cpu_us:.0f} µs/req"
-                )
-                results.append(LoadResult(server, name, connections, outcome, cpu_us))
-
-    with baseline_server(workdir, cert, key) as (url, pid):
-        drive("baseline", url, pid)
-    with webhook_server(workdir, sa_file, cert, key, server_args=server_args) as (url, pid):
-        drive("webhook", url, pid)
+                for round_ in range(1, rounds + 1):
+                    order = ("baseline", "webhook") if round_ % 2 else ("webhook", "baseline")
+                    for server in order:
+                        url, pid = servers[server]
+                        measure(server, url, pid, name, connections, round_)
     return results

@@ -75,6 +75,29 @@ def test_load_table_shows_ratio_to_the_baseline() -> None:
     assert "webhook" in last and "1.50x" in last and "0.67x" in last
 
 
+def test_load_table_takes_the_median_of_each_rounds_ratio() -> None:
+    def result(server: str, rate: float, round_: int, errors: int = 0) -> LoadResult:
+        wrk = WrkResult(100, rate, 1.0, 2.0 * round_, errors)
+        return LoadResult(server, "typical", 16, wrk, 1e6 / rate, round_)
+
+    # the machine was twice as fast in round 2: per-round ratios 1.2, 1.0 and 1.5
+    results = [
+        result("baseline", 1000.0, 1),
+        result("webhook", 1200.0, 1),
+        result("webhook", 2000.0, 2),
+        result("baseline", 2000.0, 2),
+        result("baseline", 1000.0, 3),
+        result("webhook", 1500.0, 3, errors=2),
+    ]
+    rows = {line.split()[2]: line for line in load_table(results).splitlines()[1:]}
+    assert " 1.20x " in rows["webhook"]  # the median ratio, not a ratio of medians (1.50x)
+    assert rows["webhook"].endswith("3  1.00x-1.50x")
+    assert rows["webhook"].split()[3] == "1500"  # median req/s
+    assert rows["webhook"].split()[5] == "4.00"  # median p99
+    assert rows["webhook"].split()[6] == "2"  # errors summed over the rounds
+    assert " 1.00x " in rows["baseline"]
+
+
 def test_options_reject_unknown_bodies_and_bad_concurrency(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -82,7 +105,15 @@ def test_options_reject_unknown_bodies_and_bad_concurrency(
     assert parser.parse_args(
         ["load", "--bodies", "typical", "--concurrency", "1,16"]
     ).concurrency == (1, 16)
-    for argv in (["--bodies", "huge"], ["--concurrency", "0"], ["--concurrency", "x"]):
+    assert parser.parse_args(["load", "--rounds", "5"]).rounds == 5
+    assert parser.parse_args([]).rounds == 3
+    for argv in (
+        ["--bodies", "huge"],
+        ["--concurrency", "0"],
+        ["--concurrency", "x"],
+        ["--rounds", "0"],
+        ["--rounds", "many"],
+    ):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
     assert "expected numbers" in capsys.readouterr().err

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from http import HTTPStatus
 from typing import Any, NamedTuple
 
 import orjson
+import pybase64
 
 from webhook.mutation.shape import InvalidPod, check_pod
 from webhook.types import JsonObject, PatchOp
@@ -123,7 +123,8 @@ def patched(review: Review, ops: list[PatchOp], warnings: tuple[str, ...] = ()) 
     response: JsonObject = {"uid": review.uid, "allowed": True}
     if ops:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
+        # pybase64: SIMD base64, 1.9 -> 0.2 µs for a typical patch (issue 9)
+        response["patch"] = pybase64.b64encode(orjson.dumps(ops)).decode("ascii")
     if warnings:
         response["warnings"] = [
             w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings

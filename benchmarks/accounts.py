@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BODIES = Path(__file__).parent / "bodies"
+# The shared sample bodies beside the project when they are there; else the project's copy.
+SHARED_BODIES = Path(__file__).resolve().parent.parent.parent / "shared" / "admission"
+OWN_BODIES = Path(__file__).parent / "bodies"
+BODIES = SHARED_BODIES if (SHARED_BODIES / "typical.json").is_file() else OWN_BODIES
 BODY_NAMES = ("small", "typical", "large")
 
 

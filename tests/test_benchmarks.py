@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.__main__ import build_parser, load_table
-from benchmarks.accounts import service_accounts_yaml
+from benchmarks.accounts import (
+    BODIES,
+    BODY_NAMES,
+    OWN_BODIES,
+    SHARED_BODIES,
+    service_accounts_yaml,
+)
 from benchmarks.core import build_mutator, format_table, measure
 from benchmarks.load import LoadResult
 from benchmarks.wrk import WrkError, WrkResult, parse_wrk
@@ -117,3 +123,14 @@ def test_options_reject_unknown_bodies_and_bad_concurrency(
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
     assert "expected numbers" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not SHARED_BODIES.is_dir(), reason="../shared/admission is not beside the project"
+)
+def test_the_projects_copy_of_the_bodies_matches_the_shared_ones() -> None:
+    for name in (*BODY_NAMES, "serviceaccount"):
+        suffix = ".yaml" if name == "serviceaccount" else ".json"
+        shared = (SHARED_BODIES / name).with_suffix(suffix).read_bytes()
+        assert (OWN_BODIES / name).with_suffix(suffix).read_bytes() == shared, name
+    assert BODIES == SHARED_BODIES

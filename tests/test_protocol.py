@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,41 @@ def test_real_server_answers_many_requests_on_one_connection(
                 answers += _read_responses(sock, 1)
     assert [answer["response"]["uid"] for answer in answers] == [f"uid-{n}" for n in range(5)]
     assert all(answer["response"]["patchType"] == "JSONPatch" for answer in answers)
+
+
+def test_real_server_under_concurrent_load_answers_every_request_with_its_own_review(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    """Many connections at once: responses are then sent at the end of the loop step; each
+    must still carry its own request's uid, complete."""
+    template = orjson.loads((ROOT / "examples" / "admissionreview.json").read_bytes())
+
+    def client_run(webhook: Any, worker: int) -> list[tuple[str, str]]:
+        seen = []
+        with webhook.client() as client:
+            for number in range(25):
+                uid = f"uid-{worker}-{number}"
+                review = {**template, "request": {**template["request"], "uid": uid}}
+                answer = client.post(
+                    "/mutate",
+                    content=orjson.dumps(review),
+                    headers={"Content-Type": "application/json"},
+                )
+                assert answer.status_code == 200
+                assert answer.json()["response"]["patchType"] == "JSONPatch"
+                seen.append((uid, answer.json()["response"]["uid"]))
+        return seen
+
+    with (
+        run_webhook(
+            tmp_path,
+            "--service-accounts-file",
+            str(ROOT / "examples" / "serviceaccounts.yaml"),
+            certs=cert_files,
+        ) as webhook,
+        ThreadPoolExecutor(max_workers=16) as pool,
+    ):
+        runs = list(pool.map(lambda worker: client_run(webhook, worker), range(16)))
+    pairs = [pair for run in runs for pair in run]
+    assert len(pairs) == 16 * 25
+    assert all(sent == answered for sent, answered in pairs)

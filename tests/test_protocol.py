@@ -172,21 +172,14 @@ def test_writelines_joins_the_chunks() -> None:
     assert inner.writes == [b"abc"]
 
 
-def test_close_sends_what_is_held_first() -> None:
+@pytest.mark.parametrize("ending", ["close", "write_eof"])
+def test_ending_the_stream_sends_what_is_held_first(ending: str) -> None:
     transport, inner, protocol = _coalescing()
     protocol.start_response()
     transport.write(b"last head")
-    transport.close()
-    assert inner.calls == ["write", "close"]
+    getattr(transport, ending)()
+    assert inner.calls == ["write", ending]
     assert inner.writes == [b"last head"]
-
-
-def test_write_eof_sends_what_is_held_first() -> None:
-    transport, inner, protocol = _coalescing()
-    protocol.start_response()
-    transport.write(b"x")
-    transport.write_eof()
-    assert inner.calls == ["write", "write_eof"]
 
 
 def test_abort_drops_what_is_held() -> None:

@@ -310,6 +310,12 @@ def test_a_streamed_response_sends_its_head_with_the_first_chunk() -> None:
 # -- the real server -------------------------------------------------------------------------
 
 
+def _example_webhook(tmp_path: Path, cert_files: CertFiles) -> Any:
+    """The real server with the example ServiceAccounts (the example review's is among them)."""
+    accounts = str(ROOT / "examples" / "serviceaccounts.yaml")
+    return run_webhook(tmp_path, "--service-accounts-file", accounts, certs=cert_files)
+
+
 def _tls_socket(url: str, certs: CertFiles) -> ssl.SSLSocket:
     host, port = url.removeprefix("https://").split(":")
     context = ssl.create_default_context(cafile=str(certs.ca))
@@ -346,12 +352,7 @@ def test_real_server_answers_many_requests_on_one_connection(
         template["request"]["uid"] = f"uid-{number}"
         bodies.append(orjson.dumps(template))
     with (
-        run_webhook(
-            tmp_path,
-            "--service-accounts-file",
-            str(ROOT / "examples" / "serviceaccounts.yaml"),
-            certs=cert_files,
-        ) as webhook,
+        _example_webhook(tmp_path, cert_files) as webhook,
         _tls_socket(webhook.url, cert_files) as sock,
     ):
         if pipelined:
@@ -390,12 +391,7 @@ def test_real_server_under_concurrent_load_answers_every_request_with_its_own_re
         return seen
 
     with (
-        run_webhook(
-            tmp_path,
-            "--service-accounts-file",
-            str(ROOT / "examples" / "serviceaccounts.yaml"),
-            certs=cert_files,
-        ) as webhook,
+        _example_webhook(tmp_path, cert_files) as webhook,
         ThreadPoolExecutor(max_workers=16) as pool,
     ):
         runs = list(pool.map(lambda worker: client_run(webhook, worker), range(16)))

@@ -54,7 +54,9 @@ class AdmissionEndpoint:
         self._max_body_bytes = max_body_bytes
         self._observe = observe
         self._time_budget = time_budget
-        self._deadlines = Deadlines(resolution_for(time_budget) if time_budget else 0.05)
+        self._deadlines = (
+            Deadlines(resolution_for(time_budget)) if time_budget is not None else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -62,16 +64,16 @@ class AdmissionEndpoint:
         decision: Decision | None = None
         body = b""
         # One deadline for the whole request: a body sent slowly eats into the decision's time.
-        budget = self._time_budget
+        budget, deadlines = self._time_budget, self._deadlines
         task: asyncio.Task[Any] | None = None
         try:
             if scope["method"] != "POST":
                 raise BadRequest(405, f"{scope['method']} is not allowed; POST an AdmissionReview")
-            if budget is not None:
+            if deadlines is not None and budget is not None:
                 task = asyncio.current_task()
                 assert task is not None
                 cancelling = task.cancelling()
-                self._deadlines.add(task, asyncio.get_running_loop().time() + budget)
+                deadlines.add(task, asyncio.get_running_loop().time() + budget)
             try:
                 body = await self._read_body(scope, receive)
                 _check_content_type(scope)
@@ -81,7 +83,8 @@ class AdmissionEndpoint:
                 # Ours only if the deadline cancelled it, and nobody else (a shutdown) did too.
                 if (
                     task is None
-                    or not self._deadlines.discard(task)
+                    or deadlines is None
+                    or not deadlines.discard(task)
                     or task.uncancel() > cancelling
                 ):
                     raise
@@ -91,8 +94,8 @@ class AdmissionEndpoint:
                     ) from None
                 decision = self._over_budget(review)
             finally:
-                if task is not None:
-                    self._deadlines.discard(task)
+                if task is not None and deadlines is not None:
+                    deadlines.discard(task)
             status, payload = 200, patched(review, decision.ops, decision.warnings)
         except BadRequest as exc:
             status, payload = exc.status, errored(exc.status, exc.message, body=body)

@@ -55,11 +55,6 @@ class Deadlines:
         if self._in_flight:
             self._timer = loop.call_later(self.resolution, self._check)
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
 
 def resolution_for(budget: float) -> float:
     """A tenth of the budget, at most 50 ms: late by at most that, checked 20 times a second."""

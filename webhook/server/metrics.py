@@ -3,7 +3,9 @@
 Go's client exposes a counter under exactly its name (`http_request_count`); Python's always
 appends `_total`. Upstream's counters are therefore kept in a private registry and exposed
 under their Go names by `_GoNamedCounters`, typed `untyped` because the text format ties the
-`counter` type to the `_total` name. Counters that are ours alone keep the `_total` form.
+`counter` type to the `_total` name; `http_request_count` and the other per-request series
+are built the same way by `RequestMetrics`. Counters that are ours alone keep the `_total`
+form.
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ class Metrics:
         go_counters = CollectorRegistry(auto_describe=True)
         r.register(_GoNamedCounters(go_counters))
         self._pod_count_children: dict[str, Counter] = {}
-        self.requests = RequestMetrics()
-        r.register(self.requests)
+        requests = RequestMetrics()
+        r.register(requests)
         # Every admission request lands here: plain numbers, read at scrape time.
-        self.observe_request = self.requests.observe
+        self.observe_request = requests.observe
         self.pod_count = Counter(
             "pod_identity_webhook_pod_count",
             "Indicator to how many pods are using sts web identity or container credentials",

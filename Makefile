@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8443
 METRICS_PORT ?= 9999
 
-.PHONY: run test lint bench certs clean lock image selfsigned-certs tools
+.PHONY: run test test-slow lint bench certs clean lock image selfsigned-certs tools
 
 # requirements.lock constrains .venv too, so the tests run the versions the image ships.
 $(STAMP): pyproject.toml requirements.lock
@@ -38,7 +38,12 @@ run: $(STAMP) certs/tls.crt
 		--aws-default-region us-west-2
 
 test: $(STAMP) tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
+
+# Tests that take minutes by their nature (building and running the image, long floods).
+# pytest exits 5 when no test carries the marker; that is not a failure.
+test-slow: $(STAMP) tools
+	$(BIN)/pytest -q -m slow || test $$? -eq 5
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests $(wildcard benchmarks)

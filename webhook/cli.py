@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from webhook import __version__
-from webhook.commands import certs, mutate, oidc, serve
+from webhook.commands import certs, doctor, mutate, oidc, serve
 from webhook.settings import SettingsError
 
-SUBCOMMANDS = (serve, mutate, certs, oidc)
+SUBCOMMANDS = (serve, mutate, certs, oidc, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

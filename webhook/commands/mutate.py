@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonpatch
 import orjson
 import yaml
 
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
+from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.shape import InvalidPod, check_pod
-from webhook.mutator import PodMutator, identity_defaults
+from webhook.mutator import MutationResult, Outcome, PodMutator, identity_defaults
 from webhook.settings import Settings, add_mutation_arguments, settings_from_args
 from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
@@ -68,8 +70,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
-        documents = _read_documents(args.filename)
-        mutator = _build_mutator(settings, documents)
+        documents = read_documents(args.filename)
+        mutator = build_mutator(settings, documents)
         profiles = None
         if settings.fargate_profiles is not None:
             path = settings.fargate_profiles
@@ -107,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def preview(
-    mutator: PodMutator, obj: JsonObject, *, default_namespace: str, where: str
-) -> tuple[list[PatchOp], tuple[str, ...]]:
+class PodTemplate(NamedTuple):
+    namespace: str
+    pod: JsonObject  # {"metadata", "spec"} of the Pod or of the workload's template
+    pointer: str  # where that template sits in the object
+
+
+def pod_template(obj: JsonObject, *, default_namespace: str, where: str) -> PodTemplate:
     kind = obj.get("kind")
     pointer = TEMPLATE_POINTERS.get(kind) if isinstance(kind, str) else None
     if pointer is None:
@@ -129,9 +135,32 @@ def preview(
         check_pod(pod, path=f"{kind}{pointer.replace('/', '.')}")
     except InvalidPod as exc:
         raise InputError(f"{where}: {exc}") from exc
+    return PodTemplate(namespace, pod, pointer)
+
+
+def preview(
+    mutator: PodMutator, obj: JsonObject, *, default_namespace: str, where: str
+) -> tuple[list[PatchOp], tuple[str, ...]]:
+    namespace, pod, pointer = pod_template(obj, default_namespace=default_namespace, where=where)
     result = mutator.mutate_now(pod, namespace)
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
-    return ops, result.warnings
+    return ops, result.warnings + _unmutated_warnings(result)
+
+
+def _unmutated_warnings(result: MutationResult) -> tuple[str, ...]:
+    """The most common surprise: the pod comes back unchanged because its ServiceAccount was
+    not in the given source or carries no role annotation. Say which one was looked for."""
+    if result.outcome is Outcome.NOT_FOUND:
+        return (
+            f"ServiceAccount {result.service_account} not found in --service-accounts-file or "
+            "the input; the pod is unchanged",
+        )
+    if result.outcome is Outcome.NO_ROLE:
+        return (
+            f"ServiceAccount {result.service_account} has no role-arn annotation; "
+            "the pod is unchanged",
+        )
+    return ()
 
 
 def preview_fargate(
@@ -161,7 +190,7 @@ def preview_fargate(
     return ops, (where, *result.warnings)
 
 
-def _read_documents(filename: str) -> list[JsonObject]:
+def read_documents(filename: str) -> list[JsonObject]:
     try:
         text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
     except OSError as exc:
@@ -181,7 +210,13 @@ def _read_documents(filename: str) -> list[JsonObject]:
     return documents
 
 
-def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutator:
+def build_mutator(
+    settings: Settings,
+    documents: list[JsonObject],
+    *,
+    extra: Callable[[IdentityDefaults], dict[str, ServiceAccountIdentity]] | None = None,
+) -> PodMutator:
+    """ServiceAccounts from --service-accounts-file, the input, then `extra` (doctor: the cluster)."""
     defaults = identity_defaults(settings)
     if settings.compose_role_arn:
         if not settings.aws_account_id:
@@ -201,6 +236,8 @@ def _build_mutator(settings: Settings, documents: list[JsonObject]) -> PodMutato
         entries.update(
             parse_service_accounts(yaml.safe_dump_all(inline).encode(), defaults, source="input")
         )
+    if extra is not None:
+        entries.update(extra(defaults))
     store = ServiceAccountStore()
     store.replace_all(entries)
     mutator = PodMutator(settings, store)

@@ -1,0 +1,1 @@
+"""`doctor`: why a pod gets (or does not get) AWS credentials, check by check."""

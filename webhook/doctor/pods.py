@@ -1,0 +1,201 @@
+"""The pod side: its ServiceAccount, the role ARN, which containers the webhook wires, and what
+the AWS SDKs in them will find. Computed by the same mutator `serve` and `mutate` use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+
+from webhook.doctor.report import Check, failed, not_checked, passed
+from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
+from webhook.mutation.patch import CONTAINER_LISTS, REGION_ENVS, ROLE_ARN_ENV
+from webhook.mutation.podidentity import Mode, parse_skip_containers, pod_annotations
+from webhook.mutator import MutationResult, Outcome, PodMutator, service_account_name
+from webhook.oidc.subject import PREFIX
+from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.types import JsonObject
+
+BOTOCORE_REGION_ENV = "AWS_DEFAULT_REGION"
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    subject: str
+    audience: str | None  # of the projected token the webhook adds; None when it adds none
+    mode: Mode | None
+    checks: list[Check]
+
+
+def pod_checks(mutator: PodMutator, pod: JsonObject, namespace: str, *, sources: str) -> PodFacts:
+    name = service_account_name(pod)
+    subject = f"{PREFIX}{namespace}:{name}"
+    result = mutator.mutate_now(pod, namespace)
+    checks = [_service_account(mutator, namespace, name, sources), _role(mutator, namespace, name)]
+    patched: JsonObject = jsonpatch.apply_patch(pod, result.ops) if result.ops else pod
+    checks.append(_containers(pod, result, mutator.settings.annotation_prefix))
+    token = _token_source(patched, result)
+    checks += _sdk(patched, result, token)
+    audience = token.get("audience") if token else None
+    return PodFacts(subject, audience if isinstance(audience, str) else None, result.mode, checks)
+
+
+def _service_account(mutator: PodMutator, namespace: str, name: str, sources: str) -> Check:
+    check = "pod.serviceaccount"
+    if not sources:
+        return not_checked(
+            check,
+            f"ServiceAccount {namespace}/{name}: no source given (--service-accounts-file, "
+            "a ServiceAccount in -f, or --kubeconfig)",
+        )
+    if mutator.store.get(namespace, name) is None:
+        return failed(
+            check,
+            f"ServiceAccount {namespace}/{name} not found in {sources}",
+            seen="(none)",
+            expected=f"ServiceAccount {name} in namespace {namespace}",
+            fix=f"kubectl -n {namespace} create serviceaccount {name}, or set the pod's "
+            "serviceAccountName",
+        )
+    return passed(check, f"ServiceAccount {namespace}/{name} found in {sources}")
+
+
+def _role(mutator: PodMutator, namespace: str, name: str) -> Check:
+    check = "pod.role-arn"
+    identity = mutator.store.get(namespace, name)
+    annotation = f"{mutator.settings.annotation_prefix}/{ROLE_ARN}"
+    if identity is None:
+        return not_checked(check, "no ServiceAccount to read the role from")
+    if f"{namespace}/{name}" in mutator.container_credentials_keys:
+        return passed(check, "EKS Pod Identity (container credentials): no role annotation needed")
+    if not identity.role_arn:
+        return failed(
+            check,
+            f"ServiceAccount {namespace}/{name} has no {annotation} annotation",
+            expected=f"{annotation}: arn:aws:iam::ACCOUNT:role/NAME",
+            fix=f"kubectl -n {namespace} annotate serviceaccount {name} "
+            f"{annotation}=arn:aws:iam::ACCOUNT:role/NAME",
+        )
+    if not is_valid_role_arn(identity.role_arn):
+        return failed(
+            check,
+            f"{annotation} is not a valid IAM role ARN",
+            seen=identity.role_arn,
+            expected="arn:PARTITION:iam::ACCOUNT:role/NAME",
+            fix="annotate the ServiceAccount with the role's full ARN (aws iam get-role)",
+        )
+    return passed(check, "role ARN is well formed", seen=identity.role_arn)
+
+
+def _containers(pod: JsonObject, result: MutationResult, prefix: str) -> Check:
+    check = "pod.containers"
+    if result.outcome in (Outcome.NOT_FOUND, Outcome.NO_ROLE):
+        return not_checked(check, "the webhook leaves this pod unchanged (no identity)")
+    raw_skip = pod_annotations(pod).get(f"{prefix}/{SKIP_CONTAINERS}")
+    skipped = parse_skip_containers(raw_skip)[0] if raw_skip is not None else frozenset()
+    spec = pod.get("spec") or {}
+    wired, left = [], []
+    for list_name in CONTAINER_LISTS:
+        for index, container in enumerate(spec.get(list_name) or ()):
+            name = str(container.get("name", ""))
+            base = f"/spec/{list_name}/{index}/"
+            if any(op["path"].startswith(base) for op in result.ops):
+                wired.append(name)
+            elif name in skipped:
+                left.append(f"{name} (skip-containers)")
+            elif result.outcome is Outcome.ALREADY_PRESENT or _has_env(container):
+                wired.append(f"{name} (already wired)")
+            else:
+                left.append(name)
+    notes = "; ".join(result.warnings)
+    seen = f"wired: {', '.join(wired) or 'none'}; left alone: {', '.join(left) or 'none'}"
+    if not wired:
+        return failed(
+            check,
+            "no container gets credentials" + (f" ({notes})" if notes else ""),
+            seen=seen,
+            fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}",
+        )
+    return passed(check, "containers wired" + (f"; warnings: {notes}" if notes else ""), seen=seen)
+
+
+def _has_env(container: dict[str, Any]) -> bool:
+    return any(
+        isinstance(e, dict) and e.get("name") == ROLE_ARN_ENV for e in container.get("env") or ()
+    )
+
+
+def _token_source(patched: JsonObject, result: MutationResult) -> dict[str, Any] | None:
+    """The serviceAccountToken projection the webhook added (or found, on a mutated pod)."""
+    if result.mode is None:
+        return None
+    for volume in (patched.get("spec") or {}).get("volumes") or ():
+        for source in ((volume.get("projected") or {}).get("sources")) or ():
+            token = source.get("serviceAccountToken") if isinstance(source, dict) else None
+            if isinstance(token, dict) and token.get("audience"):
+                return token
+    return None
+
+
+def _sdk(patched: JsonObject, result: MutationResult, token: dict[str, Any] | None) -> list[Check]:
+    if result.mode is None:
+        return [
+            not_checked("sdk.region", "no identity: nothing for the SDKs to read"),
+            not_checked("sdk.token-lifetime", "no identity: no token"),
+        ]
+    return [_region(patched), _lifetime(token)]
+
+
+def _region(patched: JsonObject) -> Check:
+    spec = patched.get("spec") or {}
+    missing: list[str] = []
+    only_region: list[str] = []
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            names = {e.get("name") for e in container.get("env") or () if isinstance(e, dict)}
+            if ROLE_ARN_ENV not in names and "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in names:
+                continue
+            if BOTOCORE_REGION_ENV in names:
+                continue
+            (only_region if names & set(REGION_ENVS) else missing).append(
+                str(container.get("name"))
+            )
+    fix = (
+        "run the webhook with --aws-default-region REGION (it sets AWS_DEFAULT_REGION and "
+        "AWS_REGION), or set AWS_DEFAULT_REGION in the container"
+    )
+    if only_region:
+        return failed(
+            "sdk.region",
+            "AWS_REGION without AWS_DEFAULT_REGION: botocore (boto3, the AWS CLI) reads only "
+            "AWS_DEFAULT_REGION",
+            seen=", ".join(only_region),
+            expected=BOTOCORE_REGION_ENV,
+            fix=fix,
+        )
+    if missing:
+        return failed(
+            "sdk.region",
+            "no region in the environment: SDKs on nodes outside AWS have no instance metadata "
+            "to take one from, and STS calls fail",
+            seen=", ".join(missing),
+            expected=BOTOCORE_REGION_ENV,
+            fix=fix,
+        )
+    return passed("sdk.region", "AWS_DEFAULT_REGION is set in every wired container")
+
+
+def _lifetime(token: dict[str, Any] | None) -> Check:
+    seconds = token.get("expirationSeconds") if token else None
+    if not isinstance(seconds, int):
+        return not_checked("sdk.token-lifetime", "no projected token with a lifetime found")
+    if seconds < MIN_TOKEN_EXPIRATION_SECONDS:
+        return failed(
+            "sdk.token-lifetime",
+            f"kube-apiserver refuses projected tokens under {MIN_TOKEN_EXPIRATION_SECONDS} s",
+            seen=f"{seconds} s",
+            expected=f">= {MIN_TOKEN_EXPIRATION_SECONDS} s",
+            fix="raise the token-expiration annotation or --token-expiration",
+        )
+    return passed("sdk.token-lifetime", f"projected token lives {seconds} s", seen=f"{seconds} s")

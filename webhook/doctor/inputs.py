@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from webhook.doctor.fetch import FetchError, fetch_json
 from webhook.doctor.issuer import Published
@@ -75,10 +76,16 @@ def published_documents(
         found["jwks"] = read_json_object(jwks, "--jwks", 'a JWKS object {"keys": [...]}')
     if issuer_url is None:
         return Published(**found)
+    if not issuer_url.startswith("https://") or not urlsplit(issuer_url).hostname:
+        raise DoctorInputError(
+            f"--issuer-url {issuer_url!r}: expected https://HOST[/PATH], the tokens' iss"
+        )
+    issuer = issuer_url
     try:
-        issuer = parse_issuer(issuer_url).url
+        parse_issuer(issuer_url)
     except OidcInputError as exc:
-        raise DoctorInputError(str(exc).replace("--issuer ", "--issuer-url ", 1)) from exc
+        # still fetched: the report says why IAM would refuse this issuer
+        found["issuer_problem"] = str(exc).split(": ", 1)[-1]
     if ca_file is not None and not ca_file.is_file():
         raise DoctorInputError(
             f"--issuer-ca-file {ca_file}: no such file; expected a PEM CA bundle"

@@ -17,6 +17,7 @@ class Published:
     discovery: dict[str, Any] | None = None
     jwks: dict[str, Any] | None = None
     discovery_error: str = ""
+    issuer_problem: str = ""  # why IAM would refuse --issuer-url as a provider URL
     jwks_error: str = ""
 
     def issuer(self) -> str | None:
@@ -27,6 +28,26 @@ class Published:
 
 
 def discovery_checks(published: Published) -> list[Check]:
+    checks = [_issuer_url(published)] if published.issuer_url else []
+    return checks + _discovery(published)
+
+
+def _issuer_url(published: Published) -> Check:
+    if published.issuer_problem:
+        return failed(
+            "issuer.url",
+            "IAM cannot register this issuer as an OIDC provider",
+            seen=f"{published.issuer_url}: {published.issuer_problem}",
+            expected="https://HOST[/PATH] with no port, trailing slash, query or fragment",
+            fix="serve the issuer on port 443 under a plain https URL; use it in "
+            "--service-account-issuer and in the IAM provider",
+        )
+    return passed(
+        "issuer.url", "a URL IAM accepts for an OIDC provider", seen=published.issuer_url or ""
+    )
+
+
+def _discovery(published: Published) -> list[Check]:
     if published.discovery_error:
         return [
             failed(

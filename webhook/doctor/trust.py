@@ -61,6 +61,8 @@ def trust_checks(statements: Sequence[Statement], pod: Pod) -> list[Check]:
     checks = best.checks()
     if len(allows) > 1:
         checks = [_named(check, best.statement.index) for check in checks]
+    if any(s.effect == "Deny" for s in statements):
+        checks.append(not_checked("trust.deny", "Deny statements are not evaluated"))
     return checks
 
 

@@ -1,0 +1,573 @@
+"""`pod-identity-webhook doctor`: each check fails alone on a world built with the `oidc` kit.
+
+The world is a pod whose ServiceAccount has a role, the webhook's flags, a token minted and
+signed like kube-apiserver's, the issuer's discovery document and JWKS, and the role's trust
+policy as `oidc bundle` writes it. Every row breaks one thing and names the one check that fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from webhook.cli import main
+from webhook.oidc.discovery import Issuer, discovery_document
+from webhook.oidc.jwks import key_set
+from webhook.oidc.keys import SigningKey, parse_private_key
+from webhook.oidc.subject import ServiceAccountSubject
+from webhook.oidc.token import sign_token, token_claims
+from webhook.oidc.trust import trust_policy
+
+FIXTURES = Path(__file__).parent / "fixtures" / "oidc"
+KEY = parse_private_key((FIXTURES / "k8s-rsa.key.pem").read_bytes(), source="rsa")
+OTHER_KEY = parse_private_key((FIXTURES / "k8s-ecdsa.key.pem").read_bytes(), source="ecdsa")
+ISSUER = "https://oidc.example.com/clusters/prod"
+HOST_PATH = "oidc.example.com/clusters/prod"
+ROLE = "arn:aws:iam::111122223333:role/checkout"
+SUBJECT = ServiceAccountSubject("payments", "checkout")
+
+
+@dataclass
+class World:
+    """Everything doctor reads, as Python values; `write` puts them in files and gives the argv."""
+
+    issuer: str = ISSUER
+    pod: dict[str, Any] = field(
+        default_factory=lambda: {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "checkout-1", "namespace": "payments"},
+            "spec": {
+                "serviceAccountName": "checkout",
+                "containers": [{"name": "app", "image": "app"}, {"name": "proxy", "image": "p"}],
+            },
+        }
+    )
+    service_account: dict[str, Any] = field(
+        default_factory=lambda: {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "checkout",
+                "namespace": "payments",
+                "annotations": {"eks.amazonaws.com/role-arn": ROLE},
+            },
+        }
+    )
+    flags: list[str] = field(default_factory=lambda: ["--aws-default-region", "eu-west-1"])
+    key: SigningKey = KEY
+    claims: dict[str, Any] = field(default_factory=dict)
+    discovery: dict[str, Any] = field(default_factory=dict)
+    jwks: dict[str, Any] = field(default_factory=dict)
+    policy: Any = None
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        issuer = Issuer(self.issuer)
+        self.claims = token_claims(
+            issuer=issuer,
+            subject=SUBJECT,
+            audiences=["sts.amazonaws.com"],
+            expiration_seconds=3600,
+            now=int(time.time()),
+            uid="0d6c1a5e-3c8b-4a7e-9d0c-5f2a9b7e1c42",
+            jti="jti",
+        )
+        self.discovery = discovery_document(issuer, [KEY.public_key()])
+        self.jwks = key_set([KEY.public_key()])
+        self.policy = trust_policy(
+            issuer,
+            account_id="111122223333",
+            partition="aws",
+            subject=str(SUBJECT),
+            audience="sts.amazonaws.com",
+        )
+
+    def statement(self) -> dict[str, Any]:
+        statement: dict[str, Any] = self.policy["Statement"][0]
+        return statement
+
+    def write(self, directory: Path) -> list[str]:
+        token = self.token or sign_token(self.key, self.claims)
+        files = {
+            "pod.yaml": yaml.safe_dump_all([self.pod, self.service_account]),
+            "token": token,
+            "discovery.json": json.dumps(self.discovery),
+            "keys.json": json.dumps(self.jwks),
+            "trust.json": self.policy if isinstance(self.policy, str) else json.dumps(self.policy),
+        }
+        for name, text in files.items():
+            (directory / name).write_text(text)
+        return [
+            "doctor",
+            "-f",
+            str(directory / "pod.yaml"),
+            "--token",
+            str(directory / "token"),
+            "--discovery",
+            str(directory / "discovery.json"),
+            "--jwks",
+            str(directory / "keys.json"),
+            "--trust-policy",
+            str(directory / "trust.json"),
+            *self.flags,
+        ]
+
+
+def diagnose(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, dict[str, str]]]:
+    code = main([*world.write(tmp_path), "--output", "json"])
+    report = json.loads(capsys.readouterr().out)
+    return code, {check["name"]: check for check in report["checks"]}
+
+
+def failures(checks: dict[str, dict[str, str]]) -> list[str]:
+    return [name for name, check in checks.items() if check["status"] == "fail"]
+
+
+def test_a_correct_setup_passes_every_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, checks = diagnose(World(), tmp_path, capsys)
+    assert failures(checks) == []
+    assert code == 0
+    assert {name: check["status"] for name, check in checks.items()} == {
+        "pod.serviceaccount": "pass",
+        "pod.role-arn": "pass",
+        "pod.containers": "pass",
+        "sdk.region": "pass",
+        "sdk.token-lifetime": "pass",
+        "issuer.discovery": "pass",
+        "issuer.jwks-uri": "pass",
+        "issuer.jwks": "pass",
+        "token.iss": "pass",
+        "token.aud": "pass",
+        "token.sub": "pass",
+        "token.exp": "pass",
+        "token.alg": "pass",
+        "token.kid": "pass",
+        "token.signature": "pass",
+        "trust.action": "pass",
+        "trust.principal": "pass",
+        "trust.sub": "pass",
+        "trust.aud": "pass",
+    }
+
+
+def _annotate(world: World, key: str, value: str) -> None:
+    world.service_account["metadata"]["annotations"][f"eks.amazonaws.com/{key}"] = value
+
+
+def _sub_condition(world: World, operator: str, value: str) -> None:
+    condition = world.statement()["Condition"]
+    del condition["StringEquals"][f"{HOST_PATH}:sub"]
+    condition.setdefault(operator, {})[f"{HOST_PATH}:sub"] = value
+
+
+def _resign_with_header(world: World, header: dict[str, Any]) -> None:
+    token = sign_token(world.key, world.claims)
+    head, _, rest = token.partition(".")
+    from webhook.oidc.keys import b64url
+
+    world.token = b64url(json.dumps(header).encode()) + "." + rest
+
+
+def _forged_jwks(world: World) -> None:
+    entry = key_set([OTHER_KEY.public_key()])["keys"][0]
+    entry["kid"] = world.jwks["keys"][0]["kid"]
+    world.jwks = {"keys": [entry]}
+
+
+def _expired(world: World) -> None:
+    world.claims["exp"] = int(time.time()) - 60
+    world.claims["iat"] = world.claims["nbf"] = int(time.time()) - 3660
+
+
+# (id, change, the check that fails, words its summary or fix must contain)
+BREAKAGES: list[tuple[str, Callable[[World], None], str, str]] = [
+    (
+        "serviceaccount-missing",
+        lambda w: w.service_account["metadata"].update(name="other"),
+        "pod.serviceaccount",
+        "ServiceAccount payments/checkout not found",
+    ),
+    (
+        "no-role-annotation",
+        lambda w: w.service_account["metadata"].update(annotations={}),
+        "pod.role-arn",
+        "no eks.amazonaws.com/role-arn annotation",
+    ),
+    (
+        "malformed-role-arn",
+        lambda w: _annotate(w, "role-arn", "arn:aws:iam::1111:role/checkout"),
+        "pod.role-arn",
+        "not a valid IAM role ARN",
+    ),
+    (
+        "every-container-skipped",
+        lambda w: w.pod["metadata"].update(
+            annotations={"eks.amazonaws.com/skip-containers": "app,proxy"}
+        ),
+        "pod.containers",
+        "no container gets credentials",
+    ),
+    ("no-region", lambda w: w.flags.clear(), "sdk.region", "no region"),
+    (
+        "aws-region-without-default-region",
+        lambda w: (
+            w.flags.clear(),
+            [
+                c.update(env=[{"name": "AWS_REGION", "value": "eu-west-1"}])
+                for c in w.pod["spec"]["containers"]
+            ],
+        ),
+        "sdk.region",
+        "botocore",
+    ),
+    (
+        "jwks-uri-not-https",
+        lambda w: w.discovery.update(jwks_uri="http://oidc.example.com/clusters/prod/keys.json"),
+        "issuer.jwks-uri",
+        "not HTTPS",
+    ),
+    (
+        "jwks-uri-outside-issuer",
+        lambda w: w.discovery.update(jwks_uri="https://elsewhere.example.com/keys.json"),
+        "issuer.jwks-uri",
+        "not under the issuer",
+    ),
+    ("jwks-empty", lambda w: w.jwks.update(keys=[]), "issuer.jwks", "no keys"),
+    (
+        "token-for-another-issuer",
+        lambda w: w.claims.update(iss="https://oidc.example.com/clusters/dev"),
+        "token.iss",
+        "not the issuer",
+    ),
+    (
+        "token-for-another-audience",
+        lambda w: w.claims.update(aud=["vault"]),
+        "token.aud",
+        "not for the audience",
+    ),
+    (
+        "token-of-another-serviceaccount",
+        lambda w: w.claims.update(sub="system:serviceaccount:payments:other"),
+        "token.sub",
+        "another ServiceAccount",
+    ),
+    ("token-expired", _expired, "token.exp", "expired"),
+    (
+        "token-alg-sts-refuses",
+        lambda w: _resign_with_header(w, {"alg": "HS256", "kid": w.jwks["keys"][0]["kid"]}),
+        "token.alg",
+        "does not accept",
+    ),
+    (
+        "token-kid-not-published",
+        lambda w: w.jwks.update(keys=key_set([OTHER_KEY.public_key()])["keys"]),
+        "token.kid",
+        "not in the published JWKS",
+    ),
+    ("token-signature-forged", _forged_jwks, "token.signature", "does not verify"),
+    (
+        "action-assume-role",
+        lambda w: w.statement().update(Action="sts:AssumeRole"),
+        "trust.action",
+        "sts:AssumeRole is for IAM principals",
+    ),
+    (
+        "principal-not-federated",
+        lambda w: w.statement().update(Principal={"Service": "ec2.amazonaws.com"}),
+        "trust.principal",
+        "Principal is not Federated",
+    ),
+    (
+        "provider-arn-with-https",
+        lambda w: w.statement().update(
+            Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/https://{HOST_PATH}"}
+        ),
+        "trust.principal",
+        "has the URL scheme in it",
+    ),
+    (
+        "provider-arn-trailing-slash",
+        lambda w: w.statement().update(
+            Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/{HOST_PATH}/"}
+        ),
+        "trust.principal",
+        "ends with a slash",
+    ),
+    (
+        "provider-path-mismatch",
+        lambda w: w.statement().update(
+            Principal={"Federated": "arn:aws:iam::111122223333:oidc-provider/oidc.example.com"}
+        ),
+        "trust.principal",
+        "names provider oidc.example.com, but the issuer is https://oidc.example.com/clusters/prod",
+    ),
+    (
+        "wildcard-in-string-equals",
+        lambda w: _sub_condition(w, "StringEquals", "system:serviceaccount:payments:*"),
+        "trust.sub",
+        "compares literally",
+    ),
+    (
+        "sub-for-another-namespace",
+        lambda w: _sub_condition(w, "StringEquals", "system:serviceaccount:billing:checkout"),
+        "trust.sub",
+        "names namespace billing; this pod's namespace is payments",
+    ),
+    (
+        "sub-for-another-serviceaccount",
+        lambda w: _sub_condition(w, "StringEquals", "system:serviceaccount:payments:web"),
+        "trust.sub",
+        "names ServiceAccount web; this pod's ServiceAccount is checkout",
+    ),
+    (
+        "sub-key-without-the-issuer-path",
+        lambda w: w.statement().update(
+            Condition={
+                "StringEquals": {
+                    "oidc.example.com:sub": str(SUBJECT),
+                    f"{HOST_PATH}:aud": "sts.amazonaws.com",
+                }
+            }
+        ),
+        "trust.sub",
+        "condition key oidc.example.com:sub is not this provider's",
+    ),
+    (
+        "aud-condition-for-another-audience",
+        lambda w: w.statement()["Condition"]["StringEquals"].update(
+            {f"{HOST_PATH}:aud": "sts.amazonaws.com.cn"}
+        ),
+        "trust.aud",
+        "does not admit sts.amazonaws.com",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "words"),
+    [row[1:] for row in BREAKAGES],
+    ids=[row[0] for row in BREAKAGES],
+)
+def test_each_check_fails_alone(
+    change: Callable[[World], None],
+    check: str,
+    words: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = World()
+    change(world)
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert failures(checks) == [check]
+    assert code == 1
+    found = checks[check]
+    assert words in found["summary"] + " " + found["fix"]
+
+
+def test_a_discovery_issuer_unlike_the_tokens_fails_what_compares_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    world.discovery["issuer"] = "https://oidc.example.com/clusters/prod/"
+    world.discovery["jwks_uri"] = f"{ISSUER}/keys.json"
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 1
+    assert {"token.iss", "trust.principal"} <= set(failures(checks))
+    assert checks["token.iss"]["expected"] == "https://oidc.example.com/clusters/prod/"
+    assert "ends with a slash" not in checks["trust.principal"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "status"),
+    [
+        ("StringLike", "system:serviceaccount:payments:*", "pass"),
+        ("StringLike", "system:serviceaccount:payments:check?ut", "pass"),
+        ("StringLike", "system:serviceaccount:billing:*", "fail"),
+        ("ForAnyValue:StringLike", "system:serviceaccount:payments:*", "pass"),
+        ("StringEqualsIgnoreCase", "SYSTEM:serviceaccount:Payments:Checkout", "pass"),
+        ("StringNotEquals", "system:serviceaccount:payments:checkout", "fail"),
+        ("StringEqualsIfExists", "system:serviceaccount:payments:checkout", "pass"),
+        ("ArnLike", "system:serviceaccount:payments:checkout", "not checked"),
+        ("StringLike", "system:serviceaccount:${aws:username}:*", "not checked"),
+    ],
+)
+def test_sub_conditions_follow_iam_semantics(
+    operator: str, value: str, status: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    _sub_condition(world, operator, value)
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert checks["trust.sub"]["status"] == status
+    assert code == (1 if status == "fail" else 0)
+
+
+def test_several_statements_report_the_one_that_admits_the_pod(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    wrong = copy.deepcopy(world.statement())
+    wrong["Condition"]["StringEquals"][f"{HOST_PATH}:sub"] = "system:serviceaccount:a:b"
+    world.policy["Statement"].insert(0, wrong)
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.sub"]["summary"].startswith("Statement[1]: ")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["url-encoded", "get-role", "get-role-url-encoded", "single-statement-object"],
+)
+def test_trust_policy_is_read_in_the_shapes_iam_prints(
+    shape: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    document = world.policy
+    if shape == "url-encoded":
+        world.policy = quote(json.dumps(document))
+    elif shape == "get-role":
+        world.policy = json.dumps({"Role": {"RoleName": "x", "AssumeRolePolicyDocument": document}})
+    elif shape == "get-role-url-encoded":
+        encoded = quote(json.dumps(document))
+        world.policy = json.dumps({"Role": {"AssumeRolePolicyDocument": encoded}})
+    else:
+        document["Statement"] = document["Statement"][0]
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.sub"]["status"] == "pass"
+
+
+def test_missing_inputs_are_not_checked_and_exit_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    world.write(tmp_path)
+    argv = ["doctor", "-f", str(tmp_path / "pod.yaml"), "-o", "json", *world.flags]
+    assert main(argv) == 0
+    checks = {c["name"]: c["status"] for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert [name for name, status in checks.items() if status == "not checked"] == [
+        "issuer.discovery",
+        "issuer.jwks",
+        "token",
+        "trust",
+    ]
+
+
+def test_table_output_shows_seen_expected_and_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    _sub_condition(world, "StringEquals", "system:serviceaccount:payments:*")
+    assert main(world.write(tmp_path)) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "trust.sub" in line)
+    assert line.startswith("FAIL  trust.sub")
+    assert "seen: sub = system:serviceaccount:payments:checkout" in out
+    assert "fix: use StringLike for wildcards" in out
+    assert out.rstrip().endswith("19 checks: 18 passed, 1 failed, 0 not checked")
+
+
+def test_container_credentials_mode_skips_the_web_identity_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    config = tmp_path / "cc.json"
+    config.write_text(
+        json.dumps({"identities": [{"namespace": "payments", "serviceAccount": "checkout"}]})
+    )
+    world.flags += ["--watch-container-credentials-config", str(config)]
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust"]["status"] == checks["token"]["status"] == "not checked"
+    assert "EKS Pod Identity" in checks["trust"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "content", "message"),
+    [
+        ("--trust-policy", "{not json", "--trust-policy {}: not JSON"),
+        (
+            "--trust-policy",
+            '{"Role": {}}',
+            "--trust-policy {}: Role has no AssumeRolePolicyDocument",
+        ),
+        (
+            "--trust-policy",
+            '{"Version": "2012-10-17"}',
+            "--trust-policy {}: expected a policy document with a Statement",
+        ),
+        ("--token", "not-a-token\n", "--token {}: not a signed JWT: 1 dot-separated parts"),
+        ("--jwks", "[1]", "--jwks {}: expected a JWKS object"),
+        ("--discovery", "nope", "--discovery {}: not JSON"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_flag_and_exit_2(
+    flag: str, content: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = World().write(tmp_path)
+    bad = tmp_path / "bad"
+    bad.write_text(content)
+    argv[argv.index(flag) + 1] = str(bad)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"pod-identity-webhook doctor: {message.format(bad)}")
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--token", "/nonexistent/token"], "--token /nonexistent/token: no such file"),
+        (["--issuer-url", "http://oidc.example.com"], "--issuer-url 'http://oidc.example.com'"),
+        (["--issuer-ca-file", "/nonexistent/ca.pem", "--issuer-url", ISSUER], "--issuer-ca-file"),
+    ],
+)
+def test_bad_flags_exit_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    world.write(tmp_path)
+    assert main(["doctor", "-f", str(tmp_path / "pod.yaml"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pod-identity-webhook doctor: {message}")
+    assert err.count("\n") == 1
+
+
+def test_two_pods_in_one_file_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    source = tmp_path / "pods.yaml"
+    source.write_text(yaml.safe_dump_all([world.pod, world.pod]))
+    assert main(["doctor", "-f", str(source)]) == 2
+    assert "2 Pods or workloads; expected exactly one" in capsys.readouterr().err
+
+
+def test_a_deployment_is_checked_through_its_pod_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    pod = world.pod
+    world.pod = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "checkout", "namespace": "payments"},
+        "spec": {"template": {"metadata": {}, "spec": pod["spec"]}},
+    }
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["token.sub"]["status"] == "pass"

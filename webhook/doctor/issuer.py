@@ -87,7 +87,7 @@ def _discovery(published: Published) -> list[Check]:
         checks.append(
             passed("issuer.discovery", "discovery document names the issuer", seen=issuer)
         )
-    checks.append(_jwks_uri(published.discovery.get("jwks_uri"), issuer))
+    checks.append(_jwks_uri(published.discovery.get("jwks_uri"), published.issuer_url or issuer))
     return checks
 
 

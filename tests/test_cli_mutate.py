@@ -235,3 +235,39 @@ def test_mutate_composes_bare_role_names_with_account_flags(
     )
     assert main(argv) == 2
     assert "--compose-role-arn needs --aws-account-id here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("service_accounts", "warning"),
+    [
+        (
+            None,
+            "warning: ServiceAccount default/s3-reader not found in --service-accounts-file or "
+            "the input; the pod is unchanged\n",
+        ),
+        (
+            SA_FILE,
+            "warning: ServiceAccount default/default has no role-arn annotation; "
+            "the pod is unchanged\n",
+        ),
+    ],
+    ids=["serviceaccount-missing", "no-role"],
+)
+def test_mutate_warns_when_the_pod_comes_back_unchanged(
+    service_accounts: str | None,
+    warning: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pod = yaml.safe_load((EXAMPLES / "pod.yaml").read_text())
+    if service_accounts is not None:
+        del pod["spec"]["serviceAccountName"]  # runs as "default", which has no role
+    source = tmp_path / "pod.yaml"
+    source.write_text(yaml.safe_dump(pod))
+    argv = ["mutate", "-f", str(source)]
+    if service_accounts is not None:
+        argv += ["--service-accounts-file", service_accounts]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out) == pod
+    assert captured.err == warning

@@ -136,7 +136,7 @@ def test_minted_token_verifies_against_the_published_bundle(
     assert code == 0
     token = token.strip()
     assert jwt.get_unverified_header(token) == {"alg": alg, "kid": kid.strip()}
-    claims = verify(token, json.loads((site / "keys.json").read_text()))
+    claims = verify(token, json.loads((site / "site" / "keys.json").read_text()))
     assert claims["aud"] == ["sts.amazonaws.com"]
     assert claims["sub"] == subject
     assert claims["kubernetes.io"] == {
@@ -146,7 +146,7 @@ def test_minted_token_verifies_against_the_published_bundle(
     assert claims["exp"] - claims["iat"] == 900
     assert claims["nbf"] == claims["iat"]
     assert abs(claims["iat"] - time.time()) < 60
-    discovery = json.loads((site / ".well-known" / "openid-configuration").read_text())
+    discovery = json.loads((site / "site" / ".well-known" / "openid-configuration").read_text())
     assert discovery["id_token_signing_alg_values_supported"] == [alg]
 
 
@@ -200,28 +200,34 @@ def test_discovery_without_keys_announces_rs256(capsys: pytest.CaptureFixture[st
     assert document["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
-def test_bundle_writes_the_upload_layout_and_prints_iam_setup(
+def test_bundle_writes_each_artifact_to_its_own_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["bundle", "--issuer", ISSUER, "--out", str(tmp_path / "site")]
+    out = tmp_path / "bundle"
+    argv = ["bundle", "--issuer", ISSUER, "--out", str(out)]
     argv += ["--public-key", str(K8S / "k8s-rsa.pub.pem"), "--namespace", "payments"]
     argv += ["--service-account", "api-server", "--account-id", "111122223333"]
-    code, out, err = run(argv, capsys)
+    code, out_text, err = run(argv, capsys)
     assert code == 0
-    site = tmp_path / "site"
-    assert sorted(str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()) == [
-        ".well-known/openid-configuration",
-        "keys.json",
+    assert out_text == ""  # nothing to pick apart: every artifact is a file
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "iam-commands.sh",
+        "site/.well-known/openid-configuration",
+        "site/keys.json",
+        "trust-policy.json",
     ]
+    site = out / "site"
     assert json.loads((site / "keys.json").read_text())["keys"][0]["kid"] == RSA_KID
     assert json.loads((site / ".well-known/openid-configuration").read_text())["issuer"] == ISSUER
-    assert "wrote" in err
-    command = next(line for line in out.splitlines() if line.startswith("aws "))
-    assert command == (
+    assert err.count("wrote ") == 4
+    commands = (out / "iam-commands.sh").read_text().splitlines()
+    assert commands[0] == "#!/bin/sh"
+    assert [line for line in commands if not line.startswith("#")] == [
         "aws iam create-open-id-connect-provider --url https://oidc.example.com/clusters/prod "
         "--client-id-list sts.amazonaws.com"
-    )
-    policy = json.loads(out[out.index("\n{") :])
+    ]
+    assert f"file://{out}/trust-policy.json" in commands[-1]
+    policy = json.loads((out / "trust-policy.json").read_text())
     host_path = "oidc.example.com/clusters/prod"
     assert policy == {
         "Version": "2012-10-17",
@@ -246,14 +252,26 @@ def test_bundle_marks_placeholders_and_passes_thumbprints(
 ) -> None:
     argv = ["bundle", "--issuer", ISSUER, "--out", str(tmp_path), "--partition", "aws-cn"]
     argv += ["--public-key", str(K8S / "k8s-ecdsa.pub.pem"), "--thumbprint", "AB" * 20]
-    code, out, _ = run(argv, capsys)
+    code, _, err = run(argv, capsys)
     assert code == 0
-    assert f"--thumbprint-list {'ab' * 20}" in out
-    assert "replace <ACCOUNT_ID>, <NAMESPACE>, <SERVICE_ACCOUNT>" in out
-    statement = json.loads(out[out.index("\n{") :])["Statement"][0]
+    commands = (tmp_path / "iam-commands.sh").read_text()
+    assert f"--thumbprint-list {'ab' * 20}" in commands
+    assert "replace <ACCOUNT_ID>, <NAMESPACE>, <SERVICE_ACCOUNT> in it first" in commands
+    assert "replace <ACCOUNT_ID>, <NAMESPACE>, <SERVICE_ACCOUNT> in" in err
+    statement = json.loads((tmp_path / "trust-policy.json").read_text())["Statement"][0]
     assert statement["Principal"]["Federated"].startswith("arn:aws-cn:iam::<ACCOUNT_ID>:")
     sub = statement["Condition"]["StringEquals"]["oidc.example.com/clusters/prod:sub"]
     assert sub == "system:serviceaccount:<NAMESPACE>:<SERVICE_ACCOUNT>"
+
+
+def test_token_is_written_without_a_trailing_newline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["token", "--private-key", str(K8S / "k8s-rsa.key.pem"), "--issuer", ISSUER]
+    code, token, _ = run([*argv, "--subject", SUBJECT], capsys)
+    assert code == 0
+    assert token.count(".") == 2
+    assert token == token.strip()
 
 
 def test_keygen_refuses_to_overwrite_without_force(

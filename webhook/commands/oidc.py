@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 import uuid
@@ -38,6 +39,9 @@ from webhook.oidc.trust import (
 )
 
 PRIVATE_KEY_FILE = "sa-signer.key"
+SITE_DIR = "site"  # what goes to the public host; nothing else of --out does
+TRUST_POLICY_FILE = "trust-policy.json"
+COMMANDS_FILE = "iam-commands.sh"
 PUBLIC_KEY_FILE = "sa-signer.pub"
 STS_AUDIENCE = "sts.amazonaws.com"
 
@@ -74,7 +78,8 @@ def register(subparsers: Any) -> None:
         actions,
         "bundle",
         _bundle,
-        "write the discovery document and keys.json to upload, print the IAM commands",
+        "write the site to upload (discovery document, keys.json), the trust policy and the IAM "
+        "commands, each to its own file",
     )
     _issuer(bundle)
     _public_keys(bundle, required=True)
@@ -83,7 +88,8 @@ def register(subparsers: Any) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="directory to upload as-is (its two files are replaced)",
+        help=f"output directory: {SITE_DIR}/ to upload as-is, {TRUST_POLICY_FILE}, "
+        f"{COMMANDS_FILE} (replaced if present)",
     )
     bundle.add_argument("--namespace", help="ServiceAccount namespace for the trust policy")
     bundle.add_argument("--service-account", help="ServiceAccount name for the trust policy")
@@ -239,14 +245,9 @@ def _bundle(args: argparse.Namespace) -> int:
             )
         )
     out: Path = args.out
-    discovery_file, jwks_file = out / DISCOVERY_PATH, out / JWKS_FILE
-    try:
-        discovery_file.parent.mkdir(parents=True, exist_ok=True)
-        write_file(discovery_file, _json(discovery_document(issuer, keys)).encode(), 0o644)
-        write_file(jwks_file, _json(key_set(keys)).encode(), 0o644)
-    except OSError as exc:
-        raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
-    print(f"wrote {discovery_file} and {jwks_file}", file=sys.stderr)
+    site = out / SITE_DIR
+    discovery_file, jwks_file = site / DISCOVERY_PATH, site / JWKS_FILE
+    policy_file, commands_file = out / TRUST_POLICY_FILE, out / COMMANDS_FILE
     policy = trust_policy(
         issuer,
         account_id=account_id,
@@ -259,20 +260,35 @@ def _bundle(args: argparse.Namespace) -> int:
         for value in (ACCOUNT_PLACEHOLDER, NAMESPACE_PLACEHOLDER, SERVICE_ACCOUNT_PLACEHOLDER)
         if value in json.dumps(policy)
     ]
-    lines = [
-        f"# 1. Upload the contents of {out}/ as-is so that these URLs answer with them:",
+    commands = [
+        "#!/bin/sh",
+        f"# IAM setup for the OIDC issuer {issuer.url}",
+        f"# 1. Upload the contents of {site}/ as-is so that these URLs answer with them",
+        "#    (Content-Type: application/json):",
         f"#      {issuer.url}/{DISCOVERY_PATH}",
         f"#      {issuer.url}/{JWKS_FILE}",
         "# 2. Register the issuer with IAM"
         + ("" if thumbprints else " (IAM no longer needs a thumbprint for most providers)")
         + ":",
         create_provider_command(issuer, audiences=[args.audience], thumbprints=thumbprints),
-        "# 3. Trust policy for the role"
-        + (f" (replace {', '.join(placeholders)})" if placeholders else "")
+        f"# 3. Create the role with {policy_file}"
+        + (f" (replace {', '.join(placeholders)} in it first)" if placeholders else "")
         + ":",
-        json.dumps(policy, indent=2),
+        "#    aws iam create-role --role-name ROLE_NAME --assume-role-policy-document "
+        + shlex.quote(f"file://{policy_file}"),
     ]
-    print("\n".join(lines))
+    try:
+        discovery_file.parent.mkdir(parents=True, exist_ok=True)
+        write_file(discovery_file, _json(discovery_document(issuer, keys)).encode(), 0o644)
+        write_file(jwks_file, _json(key_set(keys)).encode(), 0o644)
+        write_file(policy_file, _json(policy).encode(), 0o644)
+        write_file(commands_file, ("\n".join(commands) + "\n").encode(), 0o644)
+    except OSError as exc:
+        raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
+    for path in (discovery_file, jwks_file, policy_file, commands_file):
+        print(f"wrote {path}", file=sys.stderr)
+    if placeholders:
+        print(f"replace {', '.join(placeholders)} in {policy_file}", file=sys.stderr)
     return 0
 
 
@@ -289,5 +305,8 @@ def _token(args: argparse.Namespace) -> int:
         uid=args.uid or str(uuid.uuid4()),
         jti=str(uuid.uuid4()),
     )
-    print(sign_token(key, claims))
+    # no trailing newline: the file is used as is, and botocore's container provider refuses a
+    # token file ending in one (docs/oidc.md)
+    token = sign_token(key, claims)
+    sys.stdout.write(token + ("\n" if sys.stdout.isatty() else ""))
     return 0

@@ -85,7 +85,7 @@ def _role(mutator: PodMutator, namespace: str, name: str) -> Check:
             expected="arn:PARTITION:iam::ACCOUNT:role/NAME",
             fix="annotate the ServiceAccount with the role's full ARN (aws iam get-role)",
         )
-    return passed(check, "role ARN is well formed", seen=identity.role_arn)
+    return passed(check, f"role {identity.role_arn}", seen=identity.role_arn)
 
 
 def _containers(pod: JsonObject, result: MutationResult, prefix: str) -> Check:
@@ -117,7 +117,7 @@ def _containers(pod: JsonObject, result: MutationResult, prefix: str) -> Check:
             seen=seen,
             fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}",
         )
-    return passed(check, "containers wired" + (f"; warnings: {notes}" if notes else ""), seen=seen)
+    return passed(check, seen + (f"; warnings: {notes}" if notes else ""), seen=seen)
 
 
 def _has_env(container: dict[str, Any]) -> bool:

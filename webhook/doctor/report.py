@@ -54,7 +54,7 @@ _MARKS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.NOT_CHECKED: "----"}
 
 
 def render_table(checks: Sequence[Check], *, width: int | None = None) -> str:
-    """One row per check; a failed check carries its seen/expected/fix lines under it."""
+    """One row per check; a failed one carries its seen/expected/fix lines under it."""
     width = width or min(shutil.get_terminal_size((120, 24)).columns, 160)
     name_width = max((len(check.name) for check in checks), default=4)
     indent = " " * (6 + name_width + 2)
@@ -64,9 +64,11 @@ def render_table(checks: Sequence[Check], *, width: int | None = None) -> str:
         lines += textwrap.wrap(
             check.summary, width, initial_indent=head, subsequent_indent=indent
         ) or [head.rstrip()]
+        if check.status is not Status.FAIL:
+            continue  # the values of passed checks are in --output json
         details = (("seen", check.seen), ("expected", check.expected), ("fix", check.fix))
         for label, value in details:
-            if value and (check.status is Status.FAIL or label != "fix"):
+            if value:
                 lines += textwrap.wrap(
                     value,
                     width,

@@ -22,7 +22,7 @@ import yaml
 from webhook.cli import main
 from webhook.oidc.discovery import Issuer, discovery_document
 from webhook.oidc.jwks import key_set
-from webhook.oidc.keys import SigningKey, parse_private_key
+from webhook.oidc.keys import SigningKey, b64url, parse_private_key
 from webhook.oidc.subject import ServiceAccountSubject
 from webhook.oidc.token import sign_token, token_claims
 from webhook.oidc.trust import trust_policy
@@ -175,10 +175,7 @@ def _sub_condition(world: World, operator: str, value: str) -> None:
 
 
 def _resign_with_header(world: World, header: dict[str, Any]) -> None:
-    token = sign_token(world.key, world.claims)
-    head, _, rest = token.partition(".")
-    from webhook.oidc.keys import b64url
-
+    rest = sign_token(world.key, world.claims).partition(".")[2]
     world.token = b64url(json.dumps(header).encode()) + "." + rest
 
 

@@ -506,6 +506,11 @@ def test_container_credentials_mode_skips_the_web_identity_checks(
             '{"Version": "2012-10-17"}',
             "--trust-policy {}: expected a policy document with a Statement",
         ),
+        (
+            "--trust-policy",
+            '{"Statement": [{"Effect": "Allow", "Condition": {"StringEquals": "x:sub"}}]}',
+            "--trust-policy {}: Statement[0].Condition.StringEquals is not an object",
+        ),
         ("--token", "not-a-token\n", "--token {}: not a signed JWT: 1 dot-separated parts"),
         ("--jwks", "[1]", "--jwks {}: expected a JWKS object"),
         ("--discovery", "nope", "--discovery {}: not JSON"),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from webhook.doctor.conditions import clauses_of
+
 WEB_IDENTITY_ACTION = "sts:AssumeRoleWithWebIdentity"
 
 
@@ -64,6 +66,10 @@ def _statement(index: int, item: object) -> Statement:
     not_action = "NotAction" in item and "Action" not in item
     raw = item.get("NotAction" if not_action else "Action", [])
     actions = tuple(str(action) for action in (raw if isinstance(raw, list) else [raw]))
+    try:
+        clauses_of(item.get("Condition"))
+    except ValueError as exc:
+        raise PolicyError(f"Statement[{index}].{exc}") from exc
     return Statement(
         index=index,
         effect=str(item.get("Effect", "")),

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from webhook.doctor.conditions import Clause, clauses_of, evaluate
 from webhook.doctor.policy import (
     WEB_IDENTITY_ACTION,
-    PolicyError,
     Statement,
     federated_principals,
     principal_kinds,
@@ -81,10 +80,7 @@ def _judge(statement: Statement, pod: Pod) -> Verdict:
     action = _action(statement)
     principal, provider_path = _principal(statement, pod)
     verdict = Verdict(statement, action, principal, provider_path)
-    try:
-        clauses = clauses_of(statement.condition)
-    except ValueError as exc:
-        raise PolicyError(f"Statement[{statement.index}]: {exc}") from exc
+    clauses = clauses_of(statement.condition)  # checked when the policy was read
     path = provider_path or pod.issuer_host_path
     verdict.conditions["trust.sub"] = _claim(clauses, "sub", pod.subject, path)
     verdict.conditions["trust.aud"] = _claim(clauses, "aud", pod.audience, path)

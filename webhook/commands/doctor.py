@@ -23,13 +23,6 @@ from webhook.mutator import service_account_name
 from webhook.settings import Settings, add_mutation_arguments, settings_from_args
 from webhook.sources.errors import ConfigError
 from webhook.sources.identities import identity_of_service_account
-from webhook.sources.kubeapi import (
-    ClusterConfigError,
-    KubeApiError,
-    cluster_configuration,
-    get_service_account,
-    new_core_api,
-)
 from webhook.sources.store import key_of
 
 
@@ -133,6 +126,16 @@ def _gather(args: argparse.Namespace, settings: Settings) -> Evidence:
 
 
 def _from_cluster(settings: Settings, namespace: str, name: str) -> Any:
+    # imported here: the kubernetes client takes most of a second to import, and only
+    # --kubeconfig needs it (every other subcommand shares this process's start-up)
+    from webhook.sources.kubeapi import (
+        ClusterConfigError,
+        KubeApiError,
+        cluster_configuration,
+        get_service_account,
+        new_core_api,
+    )
+
     try:
         core = new_core_api(cluster_configuration(settings))
         obj = get_service_account(core, namespace, name)

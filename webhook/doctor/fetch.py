@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 FETCH_TIMEOUT_SECONDS = 5.0
-# kube-apiserver's JWKS with a handful of keys is ~2 KiB; STS itself refuses large documents
+# a JWKS of a handful of keys is a few KiB: anything past this cap is not an issuer document
 MAX_DOCUMENT_BYTES = 256 * 1024
 
 

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import signal
 import socket
 import ssl
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +24,7 @@ import pytest
 
 from tests.support.admission import review
 from tests.support.fakeapi import FakeApiServer
-from tests.support.server import CertFiles, RunningWebhook, _wait_listening, free_port
+from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 # aws/amazon-eks-pod-identity-webhook@3bf80a34 deploy/deployment-base.yaml, container command
 UPSTREAM_DEPLOY_BASE = [
@@ -83,44 +79,22 @@ ROLE = "arn:aws:iam::111122223333:role/app"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pod-identity-webhook"
 
 
-@contextlib.contextmanager
 def upstream_webhook(
     tmp_path: Path, certs: CertFiles, command: list[str], api: FakeApiServer
-) -> Iterator[RunningWebhook]:
+) -> contextlib.AbstractContextManager[RunningWebhook]:
     assert command[0] == "/webhook"
-    port, metrics_port = free_port(), free_port()
-    overrides = [
-        f"--port={port}",
-        f"--metrics-port={metrics_port}",
-        f"--tls-cert={certs.cert}",
-        f"--tls-key={certs.key}",
-        f"--kube-api={api.url}",
-    ]
-    log_path = tmp_path / "webhook.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(CONSOLE_SCRIPT), *command[1:], *overrides],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    running = RunningWebhook(
-        process,
-        f"https://127.0.0.1:{port}",
-        f"http://127.0.0.1:{metrics_port}",
-        certs,
-        log_path,
-    )
-    try:
-        _wait_listening(running, ready=True)
-        yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+    def command_line(port: int, metrics_port: int, certs: CertFiles) -> list[str]:
+        overrides = [
+            f"--port={port}",
+            f"--metrics-port={metrics_port}",
+            f"--tls-cert={certs.cert}",
+            f"--tls-key={certs.key}",
+            f"--kube-api={api.url}",
+        ]
+        return [str(CONSOLE_SCRIPT), *command[1:], *overrides]
+
+    return run_webhook(tmp_path, certs=certs, command_line=command_line)
 
 
 def mutated_pod(webhook: RunningWebhook, namespace: str, account: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import pytest
 
 from tests.support.admission import review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.test_observability import SERVICE_ACCOUNTS as OBSERVED_SERVICE_ACCOUNTS
 from webhook.server.exposition import go_float
 from webhook.server.metrics import Metrics
 
@@ -83,20 +84,14 @@ EXPECTED_AT_START = """\
 pod_identity_webhook_used 0
 """
 
-SERVICE_ACCOUNTS = """
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: app, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: plain, namespace: team-a}
-- apiVersion: v1
+# team-a/app with a role, team-a/plain without, and team-a/pi listed for container credentials
+SERVICE_ACCOUNTS = (
+    OBSERVED_SERVICE_ACCOUNTS
+    + """- apiVersion: v1
   kind: ServiceAccount
   metadata: {name: pi, namespace: team-a}
 """
+)
 CONTAINER_CREDENTIALS = '{"identities": [{"namespace": "team-a", "serviceAccount": "pi"}]}'
 JSON = {"Content-Type": "application/json"}
 

@@ -236,12 +236,19 @@ def test_tls_min_version_takes_upstreams_spellings_with_a_tls12_floor(
 
 def test_weakened_upstream_flags_are_named_in_start_up_warnings() -> None:
     args = build_parser().parse_args(
-        ["serve", "--tls-min-version=1.0", "--token-expiration=60", "--logtostderr=false"]
+        [
+            "serve",
+            "--tls-min-version=1.0",
+            "--token-expiration=60",
+            "--in-cluster",
+            "--logtostderr=false",
+        ]
     )
     notes = upstream_warnings(args)
     assert [note.split(" ", 1)[0] for note in notes] == [
         "--tls-min-version=1.0:",
         "--token-expiration=60",
+        "--in-cluster=true:",
         "klog's",
     ]
     assert upstream_warnings(build_parser().parse_args(["serve", "--logtostderr"])) == []

@@ -50,3 +50,16 @@ def test_a_port_in_use_is_an_error_naming_it() -> None:
     with first, pytest.raises(OSError) as error:
         listening_sockets("127.0.0.1", first.getsockname()[1])
     assert error.value.errno == errno.EADDRINUSE
+
+
+def test_a_privileged_port_without_the_right_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: socket.socket, address: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")  # a non-root user on 443
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    with pytest.raises(PermissionError) as error:
+        listening_sockets("127.0.0.1", 443)
+    assert "NET_BIND_SERVICE" in str(error.value)
+    assert "net.ipv4.ip_unprivileged_port_start at or below 443" in str(error.value)

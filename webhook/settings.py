@@ -458,6 +458,11 @@ def upstream_warnings(args: argparse.Namespace) -> list[str]:
             f"--token-expiration={expiration} is below kube-apiserver's minimum: "
             f"using {MIN_TOKEN_EXPIRATION_SECONDS} seconds, as upstream does"
         )
+    if raw.get("in_cluster") is True:
+        notes.append(
+            "--in-cluster=true: serving --tls-cert/--tls-key; no CertificateSigningRequest is "
+            "made and --service-name and --tls-secret are not used (docs/upstream.md)"
+        )
     if raw.get("logtostderr") is False or raw.get("log_dir") or raw.get("log_file"):
         notes.append(
             "klog's file output (--logtostderr=false, --log_dir, --log_file) is not "

@@ -20,13 +20,24 @@ LISTEN_BACKLOG = 2048
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 
 
+PRIVILEGED_PORT_HINT = (
+    "binding port {port} as a non-root user needs the NET_BIND_SERVICE capability or "
+    "net.ipv4.ip_unprivileged_port_start at or below {port} (a pod securityContext.sysctls "
+    "entry), or a --port of 1024 or more behind the Service's port 443; see docs/upstream.md"
+)
+
+
 def _bound(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6 and address[0] == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except PermissionError as exc:
+            port = address[1]
+            raise PermissionError(exc.errno, PRIVILEGED_PORT_HINT.format(port=port)) from exc
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:

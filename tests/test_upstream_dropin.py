@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import pytest
 
 from tests.support.admission import review
 from tests.support.fakeapi import FakeApiServer
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 
 # aws/amazon-eks-pod-identity-webhook@3bf80a34 deploy/deployment-base.yaml, container command
 UPSTREAM_DEPLOY_BASE = [
@@ -80,7 +83,12 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "pod-identity-webhook"
 
 
 def upstream_webhook(
-    tmp_path: Path, certs: CertFiles, command: list[str], api: FakeApiServer
+    tmp_path: Path,
+    certs: CertFiles,
+    command: list[str],
+    api: FakeApiServer,
+    *,
+    run_as: list[str] = [],  # noqa: B006 - never mutated
 ) -> contextlib.AbstractContextManager[RunningWebhook]:
     assert command[0] == "/webhook"
 
@@ -92,7 +100,7 @@ def upstream_webhook(
             f"--tls-key={certs.key}",
             f"--kube-api={api.url}",
         ]
-        return [str(CONSOLE_SCRIPT), *command[1:], *overrides]
+        return [*run_as, str(CONSOLE_SCRIPT), *command[1:], *overrides]
 
     return run_webhook(tmp_path, certs=certs, command_line=command_line)
 
@@ -157,6 +165,33 @@ def test_upstream_container_args_start_the_server_and_it_mutates(
     (volume,) = pod["spec"]["volumes"]
     assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == audience
     assert "Traceback" not in log
+
+
+def test_community_chart_runs_as_its_security_context_user(tmp_path: Path) -> None:
+    # values.yaml securityContext: runAsUser 65534, runAsGroup 1, capabilities dropped,
+    # allowPrivilegeEscalation false; the chart's --port=8443 needs no privilege.
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and util-linux setpriv to drop to the chart's user")
+    shared = Path(tempfile.mkdtemp(prefix="chart-certs-"))
+    try:
+        shared.chmod(0o755)
+        certs = write_certs(shared)
+        for path in (certs.ca, certs.cert, certs.key):
+            path.chmod(0o644)
+        run_as = [setpriv, "--reuid=65534", "--regid=1", "--clear-groups", "--no-new-privs"]
+        with FakeApiServer() as api:
+            api.put_service_account("team-a", "app", {"eks.amazonaws.com/role-arn": ROLE})
+            with upstream_webhook(
+                tmp_path, certs, CHART_DEFAULT_VALUES, api, run_as=run_as
+            ) as webhook:
+                pod = mutated_pod(webhook, "team-a", "app")
+                status = Path(f"/proc/{webhook.process.pid}/status").read_text()
+    finally:
+        shutil.rmtree(shared)
+    assert "\nUid:\t65534\t" in status and "\nCapEff:\t0000000000000000\n" in status
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert (env["AWS_ROLE_ARN"], env["AWS_REGION"]) == (ROLE, "us-east-1")
 
 
 def _has_ipv6_loopback() -> str:

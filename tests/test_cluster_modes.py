@@ -60,7 +60,7 @@ def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
             metrics = httpx.get(webhook.metrics_url + "/metrics").text
     assert results["missing"] is None and results["missing_seconds"] >= 2.9
     assert results["other"] == ARN + "fresh" and results["other_seconds"] < 2
-    assert "pod_identity_webhook_missing_sa_count 1.0" in metrics
+    assert "pod_identity_webhook_missing_sa_count 1" in metrics
 
 
 @pytest.fixture()
@@ -122,7 +122,7 @@ def test_bad_config_map_update_is_kept_out_and_counted(
     api.put_config_map(
         "eks", "pod-identity-webhook", {"config": '{"payments/api": {"RoleARN": 7}}'}
     )
-    failure = 'pod_identity_webhook_config_reloads_total{result="failure",source="configmap"} 1.0'
+    failure = 'pod_identity_webhook_config_reloads_total{result="failure",source="configmap"} 1'
     assert eventually(lambda: failure in httpx.get(webhook.metrics_url + "/metrics").text, True)
     with webhook.client() as client:
         assert role_of(client, "payments", "api") == ARN + "cm-exact"

@@ -110,7 +110,7 @@ def test_matching_pod_is_handed_to_fargate_and_reload_keeps_the_last_good_profil
         assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
 
         metrics = httpx.get(webhook.metrics_url + "/metrics").text
-        assert 'pod_identity_webhook_fargate_pods_scheduled_total{profile="fp-a"} 1.0' in metrics
+        assert 'pod_identity_webhook_fargate_pods_scheduled_total{profile="fp-a"} 1' in metrics
         assert 'pod_identity_webhook_fargate_pods_scheduled_total{profile="fp-b"}' in metrics
         for result in ("success", "failure"):
             assert (

@@ -1,11 +1,14 @@
-"""RequestMetrics exposes exactly what prometheus_client's own metric objects would."""
+"""RequestMetrics holds the numbers prometheus_client's own metric objects would."""
 
 from __future__ import annotations
+
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, Summary, generate_latest
 
+from webhook.server.exposition import go_text
 from webhook.server.requestmetrics import (
     SECONDS_BUCKETS,
     UPSTREAM_LATENCY_BUCKETS_US,
@@ -58,20 +61,36 @@ def _reference(seen: list[tuple[str, str, int, float]]) -> bytes:
     )
     for verb, path, code, seconds in seen:
         count.labels(verb, path, str(code)).inc()
-        latencies.labels(verb, path).observe(seconds * 1e6)
-        duration.labels(verb, path).observe(seconds * 1e6)
+        microseconds = float(int(seconds * 1e6))  # Go: Duration / time.Microsecond
+        latencies.labels(verb, path).observe(microseconds)
+        duration.labels(verb, path).observe(microseconds)
         in_seconds.labels(path, str(code)).observe(seconds)
     return generate_latest(registry)
 
 
-def _samples(exposition: bytes) -> list[str]:
-    """Sample lines, sorted, without `_created`; the Go-style counter has no `_total`."""
-    lines = []
+_SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _samples(exposition: bytes) -> list[tuple[str, tuple[tuple[str, float | str], ...], float]]:
+    """Samples as numbers, whatever their spelling ("1e+06" or "1000000.0"); no `_created`,
+    and the Go-style counter has no `_total`."""
+    samples = []
     for line in exposition.decode().splitlines():
-        if line.startswith("#") or "_created" in line:
+        match = _SAMPLE.match(line)
+        if line.startswith("#") or "_created" in line or match is None:
             continue
-        lines.append(line.replace("http_request_count_total", "http_request_count"))
-    return sorted(lines)
+        name, labels, value = match.groups()
+        parsed = tuple(
+            sorted(
+                (key, float(text) if key == "le" else text)
+                for key, text in _LABEL.findall(labels or "")
+            )
+        )
+        samples.append(
+            (name.replace("http_request_count_total", "http_request_count"), parsed, float(value))
+        )
+    return sorted(samples, key=repr)
 
 
 @settings(max_examples=200, deadline=None)
@@ -82,14 +101,17 @@ def test_exposition_matches_prometheus_client(seen: list[tuple[str, str, int, fl
     registry.register(ours)
     for observation in seen:
         ours.observe(*observation)
-    assert _samples(generate_latest(registry)) == _samples(_reference(seen))
+    assert _samples(go_text([registry])) == _samples(_reference(seen))
 
 
 def test_help_and_types() -> None:
     registry = CollectorRegistry()
-    registry.register(RequestMetrics())
-    text = generate_latest(registry).decode()
-    assert "# TYPE http_request_count untyped" in text
+    requests = RequestMetrics()
+    registry.register(requests)
+    assert go_text([registry]) == b""  # as a Go *Vec: no family before its first child
+    requests.observe("POST", "/mutate", 200, 0.001)
+    text = go_text([registry]).decode()
+    assert "# TYPE http_request_count counter" in text
     assert "# TYPE http_request_latencies histogram" in text
     assert "# TYPE http_request_duration_microseconds summary" in text
     assert "# TYPE pod_identity_webhook_request_duration_seconds histogram" in text

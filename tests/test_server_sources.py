@@ -129,6 +129,7 @@ def test_missing_tls_files_fail_start_up_clearly(tmp_path: Path) -> None:
     sa_file = tmp_path / "sa.yaml"
     sa_file.write_text(sa_yaml(ROLE_A))
     result = serve_expecting_exit(
+        "--in-cluster=false",  # with upstream's default true, the message adds what to mount
         "--service-accounts-file",
         str(sa_file),
         "--tls-cert",

@@ -3,8 +3,14 @@ from __future__ import annotations
 import pytest
 
 from tests.support.server import CertFiles
-from webhook.cli import build_parser, main
-from webhook.settings import Settings, SettingsError, parse_duration, settings_from_args
+from webhook.cli import _long_options, build_parser, go_style, main
+from webhook.settings import (
+    Settings,
+    SettingsError,
+    parse_duration,
+    settings_from_args,
+    upstream_warnings,
+)
 
 
 def settings_of(*argv: str) -> Settings:
@@ -42,6 +48,7 @@ def test_defaults_match_upstream() -> None:
             0.25,
         ),
         (["--token-expiration", "100"], "token_expiration", 600),
+        (["--token-expiration=-5"], "token_expiration", 600),
         (["--tls-cipher-suites", "TLS_A, TLS_B"], "tls_cipher_suites", ("TLS_A", "TLS_B")),
         (["-v"], "log_level", "debug"),
         (["-v=4"], "log_level", "debug"),
@@ -60,6 +67,7 @@ def test_defaults_match_upstream() -> None:
         "duration",
         "duration-ms",
         "expiration-raised",
+        "negative-expiration-raised",
         "cipher-list",
         "verbose",
         "klog-v-equals",
@@ -76,10 +84,10 @@ def test_flags_parse_like_upstream(argv: list[str], attribute: str, value: objec
     ("argv", "message"),
     [
         (
-            ["--tls-min-version", "1.0"],
-            "--tls-min-version='1.0' is invalid: expected 1.2 or 1.3 (TLS 1.0 and 1.1 are insecure and refused)",
+            ["--tls-min-version", "1.4"],
+            "--tls-min-version='1.4' is invalid: expected one of 1.0, VersionTLS10, 1.1, "
+            "VersionTLS11, 1.2, VersionTLS12, 1.3, VersionTLS13",
         ),
-        (["--tls-min-version", "1.1"], "--tls-min-version='1.1' is invalid"),
         (
             ["--token-mount-path", "relative/path"],
             "--token-mount-path='relative/path' is invalid: expected an absolute path",
@@ -95,9 +103,9 @@ def test_bad_flag_values_name_flag_value_and_expected_form(argv: list[str], mess
 
 
 def test_bad_flag_value_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--tls-min-version", "1.0"]) == 2
+    assert main(["serve", "--tls-min-version", "1.4"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("pod-identity-webhook serve: --tls-min-version='1.0' is invalid")
+    assert err.startswith("pod-identity-webhook serve: --tls-min-version='1.4' is invalid")
     assert "\n" not in err
 
 
@@ -121,7 +129,8 @@ def test_serve_outside_a_cluster_without_a_source_says_what_it_needs(
 def test_missing_tls_pair_stops_serve_before_any_source_is_read(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["serve", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"]) == 2
+    missing = ["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"]
+    assert main(["serve", "--in-cluster=false", *missing]) == 2
     assert capsys.readouterr().err == (
         "pod-identity-webhook serve: --tls-cert='/nonexistent.crt' is invalid: "
         "expected an existing PEM file\n"
@@ -133,3 +142,158 @@ def test_version_flag_prints_version(capsys: pytest.CaptureFixture[str]) -> None
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == "0.1.0"
+
+
+# Every flag upstream's main.go defines (flag.* calls) and klog v2.140.0's InitFlags adds
+# (go.mod), in upstream's own spelling: `/webhook --help` lists exactly these.
+UPSTREAM_FLAGS = {
+    "port": "8443",
+    "metrics-port": "9998",
+    "kubeconfig": "/kubeconfig",
+    "kube-api": "https://api:6443",
+    "tls-key": "/k",
+    "tls-cert": "/c",
+    "tls-cipher-suites": "TLS_AES_128_GCM_SHA256",
+    "tls-min-version": "VersionTLS12",
+    "in-cluster": "false",
+    "service-name": "svc",
+    "namespace": "ns",
+    "tls-secret": "secret",
+    "annotation-prefix": "example.com",
+    "token-audience": "aud",
+    "token-mount-path": "/mnt",
+    "token-expiration": "3600",
+    "aws-default-region": "eu-west-1",
+    "sts-regional-endpoint": "true",
+    "watch-config-map": "false",
+    "compose-role-arn": "false",
+    "watch-container-credentials-config": "/cc.json",
+    "container-credentials-audience": "aud2",
+    "container-credentials-token-mount-path": "/mnt2",
+    "container-credentials-token-volume-name": "vol",
+    "container-credentials-token-path": "tok",
+    "container-credentials-full-uri": "http://x",
+    "version": "false",
+    "enable-debugging-handlers": "false",
+    "service-account-lookup-grace-period": "100ms",
+    "resync-period": "2m",
+    # klog
+    "add_dir_header": "false",
+    "alsologtostderr": "false",
+    "alsologtostderrthreshold": "ERROR",
+    "legacy_stderr_threshold_behavior": "true",
+    "log_backtrace_at": "main.go:1",
+    "log_dir": "",
+    "log_file": "",
+    "log_file_max_size": "1800",
+    "logtostderr": "true",
+    "one_output": "false",
+    "skip_headers": "false",
+    "skip_log_headers": "false",
+    "stderrthreshold": "2",
+    "v": "2",
+    "vmodule": "",
+}
+
+
+@pytest.mark.parametrize("style", ["--flag=value", "-flag=value", "--flag value"])
+def test_every_upstream_and_klog_flag_is_accepted_with_go_syntax(style: str) -> None:
+    argv: list[str] = []
+    for name, value in UPSTREAM_FLAGS.items():
+        if style == "--flag=value":
+            argv.append(f"--{name}={value}")
+        elif style == "-flag=value":
+            argv.append(f"-{name}={value}")
+        else:
+            argv += [f"--{name}", value]
+    parser = build_parser()
+    args = parser.parse_args(["serve", *go_style(argv, _long_options(parser, "serve"))])
+    s = settings_from_args(args)
+    assert (s.port, s.metrics_port, s.namespace, s.tls_min_version) == (8443, 9998, "ns", "1.2")
+    assert (s.in_cluster, s.service_name, s.tls_secret) == (False, "svc", "secret")
+    assert (s.token_expiration, s.resync_period, s.sts_regional_endpoint) == (3600, 120.0, True)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        ("1.0", "1.2"),
+        ("VersionTLS10", "1.2"),
+        ("1.1", "1.2"),
+        ("VersionTLS11", "1.2"),
+        ("1.2", "1.2"),
+        ("VersionTLS12", "1.2"),
+        ("1.3", "1.3"),
+        ("VersionTLS13", "1.3"),
+        ("", "1.2"),
+    ],
+)
+def test_tls_min_version_takes_upstreams_spellings_with_a_tls12_floor(
+    spelling: str, expected: str
+) -> None:
+    assert settings_of(f"--tls-min-version={spelling}").tls_min_version == expected
+
+
+def test_weakened_upstream_flags_are_named_in_start_up_warnings() -> None:
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--tls-min-version=1.0",
+            "--token-expiration=60",
+            "--in-cluster",
+            "--logtostderr=false",
+        ]
+    )
+    notes = upstream_warnings(args)
+    assert [note.split(" ", 1)[0] for note in notes] == [
+        "--tls-min-version=1.0:",
+        "--token-expiration=60",
+        "--in-cluster=true:",
+        "klog's",
+    ]
+    assert upstream_warnings(build_parser().parse_args(["serve", "--logtostderr"])) == []
+
+
+def test_upstream_defaults_for_its_own_flags() -> None:
+    s = settings_of()
+    assert (s.in_cluster, s.service_name, s.tls_secret, s.namespace) == (
+        True,
+        "pod-identity-webhook",
+        "pod-identity-webhook",
+        "eks",
+    )
+    assert s.bind_address == ""  # upstream's ":443": every interface, dual-stack
+
+
+def test_in_cluster_default_without_certificate_files_names_what_to_use_instead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pod-identity-webhook serve: --tls-cert='/nonexistent.crt' is invalid")
+    assert "--in-cluster=true (upstream's default)" in err
+    assert "--in-cluster=false --tls-cert PATH --tls-key PATH" in err
+    assert "manifests/overlays/cert-manager" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["serve", "--version"], ["--in-cluster=false", "--version"]]
+)
+def test_version_on_the_server_prints_and_exits_0(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # the top-level --version is argparse's
+        code = int(exit_info.code or 0)
+    assert code == 0
+    assert capsys.readouterr().out.strip() == "0.1.0"
+
+
+def test_no_subcommand_runs_serve_with_the_same_flags(
+    capsys: pytest.CaptureFixture[str], cert_files: CertFiles
+) -> None:
+    # Same outcome as test_serve_outside_a_cluster_...: it is serve, reached without the word
+    args = ["-in-cluster=false", "-tls-cert", str(cert_files.cert), f"-tls-key={cert_files.key}"]
+    assert main(args) == 2
+    assert "pod-identity-webhook serve: cannot load in-cluster config" in capsys.readouterr().err

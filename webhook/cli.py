@@ -1,4 +1,8 @@
-"""`pod-identity-webhook` command line: one module per subcommand under webhook/commands/."""
+"""`pod-identity-webhook` command line: one module per subcommand under webhook/commands/.
+
+Without a subcommand it is upstream's `/webhook`: the arguments are `serve`'s flags, so a
+container that runs `/webhook --in-cluster=false --port=443 ...` starts the server unchanged.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,17 @@ from webhook.commands import certs, doctor, mutate, oidc, serve
 from webhook.settings import SettingsError
 
 SUBCOMMANDS = (serve, mutate, certs, oidc, doctor)
+# Each module under webhook/commands/ is named after its subcommand.
+SUBCOMMAND_NAMES = tuple(module.__name__.rsplit(".", 1)[-1] for module in SUBCOMMANDS)
+_TOP_LEVEL_ONLY = ("-h", "--help")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pod-identity-webhook",
         description="Mutating admission webhook that gives Kubernetes pods AWS IAM credentials "
-        "(IRSA, EKS Pod Identity) and sends Fargate pods to the Fargate scheduler.",
+        "(IRSA, EKS Pod Identity) and sends Fargate pods to the Fargate scheduler. "
+        "Without a COMMAND, the arguments are serve's flags, as upstream's /webhook takes them.",
     )
     parser.add_argument("--version", action="version", version=__version__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -26,9 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _long_options(parser: argparse.ArgumentParser, command: str) -> frozenset[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[command]
+            return frozenset(option for option in sub._option_string_actions if option[1] == "-")
+    return frozenset()
+
+
+def go_style(argv: Sequence[str], long_options: frozenset[str]) -> list[str]:
+    """Go's flag package also takes `-flag` and `-flag=value` for long flags: make them `--`."""
+    result: list[str] = []
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if arg.startswith("-") and not arg.startswith("--") and "-" + name in long_options:
+            arg = "-" + arg
+        result.append(arg)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] not in (*SUBCOMMAND_NAMES, *_TOP_LEVEL_ONLY, "--version"):
+        args_list.insert(0, "serve")
+    if args_list[0] == "serve":
+        args_list[1:] = go_style(args_list[1:], _long_options(parser, "serve"))
+    args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

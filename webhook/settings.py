@@ -28,6 +28,20 @@ DEFAULT_FARGATE_SCHEDULER_NAME = "fargate-scheduler"
 # per value), and the AdmissionReview envelope adds well under that again on top.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
+# upstream's --tls-min-version spellings (pkg/validation.go ValidateTLSMinVersion). 1.0 and 1.1 are
+# accepted so upstream's args still start, but the floor stays TLS 1.2 (see docs/upstream.md).
+TLS_VERSION_SPELLINGS = {
+    "1.0": "1.0",
+    "VersionTLS10": "1.0",
+    "1.1": "1.1",
+    "VersionTLS11": "1.1",
+    "1.2": "1.2",
+    "VersionTLS12": "1.2",
+    "1.3": "1.3",
+    "VersionTLS13": "1.3",
+}
+DEFAULT_SERVICE_NAME = "pod-identity-webhook"
+DEFAULT_TLS_SECRET = "pod-identity-webhook"
 # klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
 KLOG_DEBUG_VERBOSITY = 4
 KLOG_BOOL_FLAGS = (
@@ -37,6 +51,7 @@ KLOG_BOOL_FLAGS = (
     "--skip_headers",
     "--skip_log_headers",
     "--one_output",
+    "--legacy_stderr_threshold_behavior",
 )
 KLOG_VALUE_FLAGS = (
     "--log_dir",
@@ -45,6 +60,7 @@ KLOG_VALUE_FLAGS = (
     "--log_backtrace_at",
     "--stderrthreshold",
     "--vmodule",
+    "--alsologtostderrthreshold",
 )
 # Half of kube-apiserver's default webhook timeout (10s): an answer always arrives in time.
 DEFAULT_REQUEST_TIME_BUDGET_SECONDS = 5.0
@@ -131,7 +147,7 @@ class Settings:
     fargate_profiles: Path | None = None
     fargate_scheduler_name: str = DEFAULT_FARGATE_SCHEDULER_NAME
     # server
-    bind_address: str = "0.0.0.0"
+    bind_address: str = ""  # all interfaces, IPv6 and IPv4, as upstream's ":443"
     port: int = 443
     metrics_port: int = 9999
     tls_cert: Path = Path("/etc/webhook/certs/tls.crt")
@@ -145,6 +161,10 @@ class Settings:
     request_time_budget: float = DEFAULT_REQUEST_TIME_BUDGET_SECONDS
     log_format: str = "text"
     log_level: str = "info"
+    # upstream's in-cluster certificate flags: accepted, replaced by --tls-cert/--tls-key
+    in_cluster: bool = True
+    service_name: str = DEFAULT_SERVICE_NAME
+    tls_secret: str = DEFAULT_TLS_SECRET
 
 
 def _bool_flag(parser: argparse._ActionsContainer, flag: str, help_text: str) -> None:
@@ -248,7 +268,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the long-running server only."""
     d = Settings()
     g = parser.add_argument_group("server")
-    g.add_argument("--bind-address", help=f"address to listen on (default {d.bind_address})")
+    g.add_argument(
+        "--bind-address",
+        help="address to listen on (default: every interface, IPv6 and IPv4 on one dual-stack "
+        "socket where the host has IPv6, else IPv4, as upstream's :PORT)",
+    )
     g.add_argument("--port", type=int, help=f"HTTPS port of the webhook (default {d.port})")
     g.add_argument(
         "--metrics-port",
@@ -259,7 +283,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tls-key", type=Path, help=f"serving key, PEM (default {d.tls_key})")
     g.add_argument(
         "--tls-min-version",
-        help=f"minimum TLS version: {', '.join(TLS_VERSIONS)} (default {d.tls_min_version})",
+        help="minimum TLS version: 1.2 or 1.3, also spelled VersionTLS12 or VersionTLS13; "
+        "upstream's 1.0, 1.1, VersionTLS10 and VersionTLS11 are accepted and mean 1.2 "
+        f"(default {d.tls_min_version})",
     )
     g.add_argument(
         "--tls-cipher-suites",
@@ -336,6 +362,19 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         _bool_flag(k, flag, "ignored")
     for flag in KLOG_VALUE_FLAGS:
         k.add_argument(flag, metavar="VALUE", help="ignored")
+    u = parser.add_argument_group(
+        "upstream's in-cluster certificate flags (a CertificateSigningRequest per start, which "
+        "upstream marks deprecated): accepted, the certificate comes from --tls-cert/--tls-key"
+    )
+    _bool_flag(
+        u,
+        "--in-cluster",
+        "true (upstream's default) or false: both serve --tls-cert/--tls-key; with true and "
+        "no readable pair, start-up stops and says what to mount instead",
+    )
+    u.add_argument("--service-name", help=f"not used (default {d.service_name})")
+    u.add_argument("--tls-secret", help=f"not used (default {d.tls_secret})")
+    _bool_flag(u, "--version", "print the version and exit, as upstream's --version")
 
 
 def _validate(s: Settings) -> None:
@@ -351,10 +390,6 @@ def _validate(s: Settings) -> None:
             s.container_credentials_token_mount_path,
             "an absolute path",
         )
-    if s.token_expiration <= 0:
-        raise SettingsError(
-            "--token-expiration", s.token_expiration, "a positive number of seconds"
-        )
     for flag, port in (("--port", s.port), ("--metrics-port", s.metrics_port)):
         if not 0 <= port <= 65535:
             raise SettingsError(flag, port, "a TCP port from 0 to 65535")
@@ -362,7 +397,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(
             "--tls-min-version",
             s.tls_min_version,
-            "1.2 or 1.3 (TLS 1.0 and 1.1 are insecure and refused)",
+            "one of " + ", ".join(TLS_VERSION_SPELLINGS),
         )
     if s.max_request_bytes < 1024:
         raise SettingsError("--max-request-bytes", s.max_request_bytes, "at least 1024")
@@ -393,9 +428,44 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     verbosity = raw.get("verbosity") or 0
     if verbosity >= KLOG_DEBUG_VERBOSITY and "log_level" not in given:
         given["log_level"] = "debug"
+    if given.get("tls_min_version") == "":
+        del given["tls_min_version"]  # upstream's default: the TLS library's minimum
+    spelled = TLS_VERSION_SPELLINGS.get(given.get("tls_min_version", ""))
+    if spelled is not None:
+        # TLS 1.0 and 1.1 mean our floor, 1.2; upstream_warnings says so at start-up
+        given["tls_min_version"] = "1.2" if spelled in ("1.0", "1.1") else spelled
     settings = Settings(**given)
-    if settings.token_expiration < MIN_TOKEN_EXPIRATION_SECONDS and settings.token_expiration > 0:
-        # upstream raises short defaults to the minimum instead of failing start-up
+    if settings.token_expiration < MIN_TOKEN_EXPIRATION_SECONDS:
+        # upstream (pkg/validation.go) raises any shorter value to the minimum
         settings = replace(settings, token_expiration=MIN_TOKEN_EXPIRATION_SECONDS)
     _validate(settings)
     return settings
+
+
+def upstream_warnings(args: argparse.Namespace) -> list[str]:
+    """What upstream would do with these flags that we do differently: logged at start-up."""
+    raw = vars(args)
+    notes: list[str] = []
+    version = raw.get("tls_min_version")
+    if TLS_VERSION_SPELLINGS.get(version or "") in ("1.0", "1.1"):
+        notes.append(
+            f"--tls-min-version={version}: TLS 1.0 and 1.1 are insecure; the minimum is TLS 1.2 "
+            "(kube-apiserver speaks 1.2 and 1.3)"
+        )
+    expiration = raw.get("token_expiration")
+    if expiration is not None and expiration < MIN_TOKEN_EXPIRATION_SECONDS:
+        notes.append(
+            f"--token-expiration={expiration} is below kube-apiserver's minimum: "
+            f"using {MIN_TOKEN_EXPIRATION_SECONDS} seconds, as upstream does"
+        )
+    if raw.get("in_cluster") is True:
+        notes.append(
+            "--in-cluster=true: serving --tls-cert/--tls-key; no CertificateSigningRequest is "
+            "made and --service-name and --tls-secret are not used (docs/upstream.md)"
+        )
+    if raw.get("logtostderr") is False or raw.get("log_dir") or raw.get("log_file"):
+        notes.append(
+            "klog's file output (--logtostderr=false, --log_dir, --log_file) is not "
+            "supported: logs go to stderr"
+        )
+    return notes

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,28 +82,35 @@ def run_webhook(
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    command_line: Callable[[int, int, CertFiles], list[str]] | None = None,
 ) -> Iterator[RunningWebhook]:
-    """Start the server with `args` added to TLS and port flags; stop it with SIGTERM after."""
+    """Start the server with `args` added to TLS and port flags; stop it with SIGTERM after.
+
+    `command_line(port, metrics_port, certs)`, when given, is the whole command instead."""
     certs = certs or write_certs(tmp_path / "certs")
     port, metrics_port = free_port(), free_port()
     log_path = tmp_path / f"webhook-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "webhook",
-        "serve",
-        "--bind-address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--metrics-port",
-        str(metrics_port),
-        "--tls-cert",
-        str(certs.cert),
-        "--tls-key",
-        str(certs.key),
-        *args,
-    ]
+    command = (
+        command_line(port, metrics_port, certs)
+        if command_line
+        else [
+            sys.executable,
+            "-m",
+            "webhook",
+            "serve",
+            "--bind-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+            "--tls-cert",
+            str(certs.cert),
+            "--tls-key",
+            str(certs.key),
+            *args,
+        ]
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}

@@ -6,31 +6,63 @@ import logging
 import sys
 from typing import Any
 
+from webhook import __version__
 from webhook.logs import configure_logging
 from webhook.server.runner import run_servers
 from webhook.server.service import StartupError, WebhookService
 from webhook.server.tls import build_server_context
-from webhook.settings import add_mutation_arguments, add_server_arguments, settings_from_args
+from webhook.settings import (
+    Settings,
+    SettingsError,
+    add_mutation_arguments,
+    add_server_arguments,
+    settings_from_args,
+    upstream_warnings,
+)
 
 logger = logging.getLogger(__name__)
+
+# Upstream's --in-cluster=true fetched a certificate through a CertificateSigningRequest; we
+# serve mounted files instead (docs/upstream.md). Said when that default meets no files.
+IN_CLUSTER_HINT = (
+    "; --in-cluster=true (upstream's default) requested a certificate through a "
+    "CertificateSigningRequest, which this webhook replaces with a mounted certificate: mount "
+    "a kubernetes.io/tls Secret and pass --in-cluster=false --tls-cert PATH --tls-key PATH, or "
+    "deploy with manifests/overlays/cert-manager or manifests/overlays/selfsigned"
+)
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
-        help="run the admission webhook (HTTPS) and its metrics server",
+        help="run the admission webhook (HTTPS) and its metrics server (the default command)",
         description="Run the mutating admission webhook. Admission on https://BIND:PORT/mutate; "
-        "/metrics, /healthz and /readyz on http://BIND:METRICS_PORT.",
+        "/metrics, /healthz and /readyz on http://BIND:METRICS_PORT. Takes every flag of "
+        "upstream's /webhook (and klog's), as --flag, -flag, --flag=value or --flag value.",
     )
     add_mutation_arguments(parser)
     add_server_arguments(parser)
     parser.set_defaults(run=run)
 
 
+def _build_tls(settings: Settings) -> None:
+    try:
+        build_server_context(settings)
+    except SettingsError as exc:
+        if settings.in_cluster and exc.flag in ("--tls-cert", "--tls-key", "--tls-cert/--tls-key"):
+            raise SettingsError(exc.flag, exc.value, exc.expected + IN_CLUSTER_HINT) from exc
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.version:
+        print(__version__)
+        return 0
     settings = settings_from_args(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    build_server_context(settings)  # bad TLS flags or files fail before any source is read
+    for note in upstream_warnings(args):
+        logger.warning("%s", note)
+    _build_tls(settings)  # bad TLS flags or files fail before any source is read
     service = WebhookService(settings)
     try:
         service.load_sources()

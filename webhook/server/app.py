@@ -7,13 +7,13 @@ import logging
 import orjson
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
 from webhook.logs import InfoLine
 from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
+from webhook.server.exposition import CONTENT_TYPE
 from webhook.server.service import WebhookService
 
 logger = logging.getLogger("webhook.admission")
@@ -141,6 +141,6 @@ def build_metrics_app(service: WebhookService) -> FastAPI:
 
     @api.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
     return api

@@ -1,11 +1,11 @@
 """Prometheus metrics. Names that upstream has keep upstream's name, so dashboards carry over.
 
-Go's client exposes a counter under exactly its name (`http_request_count`); Python's always
-appends `_total`. Upstream's counters are therefore kept in a private registry and exposed
-under their Go names by `_GoNamedCounters`, typed `untyped` because the text format ties the
-`counter` type to the `_total` name; `http_request_count` and the other per-request series
-are built the same way by `RequestMetrics`. Counters that are ours alone keep the `_total`
-form.
+Upstream's families (pkg/handler/middleware.go, pkg/cache/cache.go) are exposed exactly as
+its Go client writes them, through exposition.go_text: `http_request_count` and
+`pod_identity_webhook_pod_count` are `counter`s without the `_total` Python would add, and a
+labelled family appears only once it has a child, as a Go *Vec does. The per-admission ones
+are plain numbers read at scrape time (requestmetrics.py, `UpstreamCounters`). Counters
+that are ours alone keep the `_total` form.
 """
 
 from __future__ import annotations
@@ -23,20 +23,47 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from webhook.server.exposition import go_text
 from webhook.server.requestmetrics import RequestMetrics
 
 
-class _GoNamedCounters(Collector):
-    def __init__(self, counters: CollectorRegistry) -> None:
-        self._counters = counters
+class UpstreamCounters(Collector):
+    """pod_identity_webhook_pod_count and _missing_sa_count (pkg/handler/middleware.go).
+
+    Both are incremented where upstream's handler.go buildPodPatchConfig increments them:
+    pod_count{method} for every pod that has an identity, patched or already patched;
+    missing_sa_count for every pod whose ServiceAccount is in neither cache.
+    """
+
+    def __init__(self) -> None:
+        self.pod_count: dict[str, int] = {}
+        self.missing_sa = 0
+
+    def pod_identified(self, method: str) -> None:
+        self.pod_count[method] = self.pod_count.get(method, 0) + 1
+
+    def service_account_missing(self) -> None:
+        self.missing_sa += 1
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._counters.collect():
-            metric = Metric(family.name, family.documentation, "unknown")
-            for sample in family.samples:
-                if sample.name == family.name + "_total":
-                    metric.add_sample(family.name, sample.labels, sample.value)
-            yield metric
+        name = "pod_identity_webhook_pod_count"
+        pods = Metric(
+            name,
+            "Indicator to how many pods are using sts web identity or container credentials",
+            "counter",
+        )
+        for method, count in self.pod_count.items():
+            pods.add_sample(name, {"method": method}, float(count))
+        yield pods
+        name = "pod_identity_webhook_missing_sa_count"
+        missing = Metric(
+            name,
+            "Service account did not have the right annotations or was not found in the cache.",
+            "counter",
+        )
+        if self.missing_sa:
+            missing.add_sample(name, {}, float(self.missing_sa))
+        yield missing
 
 
 class Metrics:
@@ -49,24 +76,15 @@ class Metrics:
         # upstream's dashboards keep their resource panels; plus python_info and python_gc_*
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)
-        go_counters = CollectorRegistry(auto_describe=True)
-        r.register(_GoNamedCounters(go_counters))
-        self._pod_count_children: dict[str, Counter] = {}
         requests = RequestMetrics()
         r.register(requests)
         # Every admission request lands here: plain numbers, read at scrape time.
         self.observe_request = requests.observe
-        self.pod_count = Counter(
-            "pod_identity_webhook_pod_count",
-            "Indicator to how many pods are using sts web identity or container credentials",
-            ["method"],
-            registry=go_counters,
-        )
-        self.missing_sa = Counter(
-            "pod_identity_webhook_missing_sa_count",
-            "Service account did not have the right annotations or was not found in the cache.",
-            registry=go_counters,
-        )
+        upstream = UpstreamCounters()
+        r.register(upstream)
+        self.pod_identified = upstream.pod_identified
+        self.service_account_missing = upstream.service_account_missing
+        # upstream (pkg/cache/cache.go): 1 once any ServiceAccount entered the cache
         self.used = Gauge(
             "pod_identity_webhook_used",
             "Indicator to know pod identity webhook is used",
@@ -107,11 +125,9 @@ class Metrics:
             registry=r,
         )
 
-    def pod_mutated(self, method: str) -> None:
-        child = self._pod_count_children.get(method)
-        if child is None:
-            child = self._pod_count_children[method] = self.pod_count.labels(method)
-        child.inc()
+    def exposition(self) -> bytes:
+        """/metrics as upstream's Go client writes it (exposition.py)."""
+        return go_text([self.registry])
 
     def config_reloaded(self, source: str, success: bool) -> None:
         self.config_reloads.labels(source, "success" if success else "failure").inc()

@@ -4,22 +4,19 @@ Every admission updates four series (upstream's request counter, latency histogr
 summary, and our seconds histogram). With prometheus_client's metric objects that is four
 locked updates per request, about 2.7 µs (issue 9); here it is a few additions on numbers
 that only the event loop thread touches (requests and scrapes both run on it), and the
-exposition is the same: names, help, types, labels and buckets.
+exposition is upstream's (pkg/handler/middleware.go): names, help, types, labels and buckets,
+written by exposition.go_text in Go's number format.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from prometheus_client.metrics_core import (
-    HistogramMetricFamily,
-    Metric,
-    SummaryMetricFamily,
-    UnknownMetricFamily,
-)
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+
+from webhook.server.exposition import go_float
 
 # upstream: prometheus.ExponentialBuckets(125000, 2.0, 7), in microseconds
 UPSTREAM_LATENCY_BUCKETS_US = tuple(125000.0 * 2**i for i in range(7))
@@ -27,9 +24,8 @@ SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    """Bucket bounds as the `le` label prints them ("125000.0", "1e+06", "+Inf")."""
-    go_string: Callable[[float], str] = floatToGoString
-    return tuple(go_string(bound) for bound in (*bounds, float("inf")))
+    """Bucket bounds as Go's client prints them in `le` ("125000", "1e+06", "+Inf")."""
+    return tuple(go_float(bound) for bound in (*bounds, float("inf")))
 
 
 _LATENCY_LE = _le_labels(UPSTREAM_LATENCY_BUCKETS_US)
@@ -76,7 +72,8 @@ class RequestMetrics(Collector):
         if series is None:
             series = self._add_series(verb, path, code)
         series.count += 1
-        microseconds = seconds * 1e6
+        # upstream: float64(time.Since(start) / time.Microsecond), whole microseconds
+        microseconds = float(int(seconds * 1e6))
         latencies = series.latencies
         latencies.counts[bisect_left(UPSTREAM_LATENCY_BUCKETS_US, microseconds)] += 1
         latencies.total += microseconds
@@ -95,15 +92,17 @@ class RequestMetrics(Collector):
         return series
 
     def collect(self) -> Iterator[Metric]:
-        # Go's client names a counter without `_total`; untyped, as the text format ties the
-        # counter type to that suffix (see metrics.py).
-        count = UnknownMetricFamily(
-            "http_request_count",
+        # Go's client names a counter without `_total`; exposition.go_text keeps that name.
+        name = "http_request_count"
+        count = Metric(
+            name,
             "Counter of requests broken out for each verb, path, and response code.",
-            labels=["verb", "path", "code"],
+            "counter",
         )
         for (verb, path, code), series in self._series.items():
-            count.add_metric([verb, path, str(code)], float(series.count))
+            count.add_sample(
+                name, {"verb": verb, "path": path, "code": str(code)}, float(series.count)
+            )
         yield count
 
         latencies = HistogramMetricFamily(

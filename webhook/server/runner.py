@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from webhook.server.app import WebhookApp, build_metrics_app
+from webhook.server.listen import describe, listening_sockets
 from webhook.server.protocol import CoalescingHttpToolsProtocol
 from webhook.server.service import WebhookService
 from webhook.server.tls import CertificateReloader, build_server_context
@@ -52,6 +53,10 @@ def _config(app: Any, settings: Settings, port: int, **extra: Any) -> uvicorn.Co
 
 async def run_servers(service: WebhookService) -> None:
     settings = service.settings
+    # Bound first, so a port in use stops start-up before any watch begins (docs/upstream.md:
+    # an empty --bind-address is upstream's dual-stack ":PORT").
+    webhook_sockets = listening_sockets(settings.bind_address, settings.port)
+    metrics_sockets = listening_sockets(settings.bind_address, settings.metrics_port)
     # Loaded here, next to the reloader that remembers what was loaded: a pair that changes
     # while the sources load (a cluster list can take seconds) is then still picked up.
     context = build_server_context(settings)
@@ -104,13 +109,13 @@ async def run_servers(service: WebhookService) -> None:
     reload_task = asyncio.create_task(reloader.watch())
     try:
         logger.info(
-            "serving admission on https://%s:%d and metrics on http://%s:%d",
-            settings.bind_address,
-            settings.port,
-            settings.bind_address,
-            settings.metrics_port,
+            "serving admission on https://%s and metrics on http://%s",
+            describe(webhook_sockets),
+            describe(metrics_sockets),
         )
-        await asyncio.gather(webhook.serve(), metrics.serve())
+        await asyncio.gather(
+            webhook.serve(sockets=webhook_sockets), metrics.serve(sockets=metrics_sockets)
+        )
         if not webhook.started or not metrics.started:
             raise OSError("a server could not start (is the port in use?); see the log above")
     finally:

@@ -124,7 +124,7 @@ class WebhookService:
 
     def _report_cache(self, size: int, has_role: bool) -> None:
         self.metrics.cache_size.set(size)
-        if has_role:
+        if size:  # upstream: any ServiceAccount cached, with a role or not; never reset
             self.metrics.used.set(1)
 
     def cache_json(self) -> dict[str, dict[str, object]]:
@@ -191,10 +191,10 @@ class WebhookService:
         if review.pod is None:
             return Decision([], (), "not a pod")
         result = await self.mutator.mutate(review.pod, review.namespace)
-        if result.mode is not None and result.ops:
-            self.metrics.pod_mutated(result.mode.value)
+        if result.mode is not None:  # upstream counts already-patched pods too
+            self.metrics.pod_identified(result.mode.value)
         if result.outcome is Outcome.NOT_FOUND:
-            self.metrics.missing_sa.inc()
+            self.metrics.service_account_missing()
         return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)
 
     async def decide_fargate(self, review: Review) -> Decision:

@@ -1,0 +1,97 @@
+"""The container-credentials file behaves as upstream's: absent means no identities yet (the
+webhook starts and picks it up when it appears), deleted means cleared, invalid keeps the
+last good list with the error logged and counted. The real server."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.support.server import CertFiles, run_webhook
+
+ROLE = "arn:aws:iam::111122223333:role/app"
+SA = (
+    "kind: ServiceAccount\nmetadata: {name: app, namespace: ns, annotations: "
+    f"{{eks.amazonaws.com/role-arn: '{ROLE}'}}}}\n"
+)
+LISTED = b'{"identities": [{"namespace": "ns", "serviceAccount": "app"}]}'
+CONTAINER_CREDENTIALS = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+
+
+def mode_of(client: httpx.Client) -> str:
+    """ "container credentials", "role" or "none" for a pod running as ns/app."""
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "namespace": "ns",
+            "operation": "CREATE",
+            "object": {
+                "metadata": {"name": "p"},
+                "spec": {"serviceAccountName": "app", "containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
+    answer = client.post(
+        "/mutate", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    response = answer.json()["response"]
+    patch = base64.b64decode(response.get("patch", "")).decode()
+    if CONTAINER_CREDENTIALS in patch:
+        return "container credentials"
+    return "role" if ROLE in patch else "none"
+
+
+def within(seconds: float, check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def failures(metrics_url: str) -> float:
+    wanted = 'pod_identity_webhook_config_reloads_total{result="failure",source="container-credentials"} '
+    for line in httpx.get(metrics_url + "/metrics").text.splitlines():
+        if line.startswith(wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_container_credentials_file_absent_then_present_then_deleted_then_invalid(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    sa_file = tmp_path / "sa.yaml"
+    sa_file.write_text(SA)
+    cc_file = tmp_path / "cc.json"  # absent at start: before, start-up exited 2
+    with (
+        run_webhook(
+            tmp_path,
+            "--service-accounts-file",
+            str(sa_file),
+            "--watch-container-credentials-config",
+            str(cc_file),
+            certs=cert_files,
+        ) as webhook,
+        webhook.client() as client,
+    ):
+        assert mode_of(client) == "role"
+        cc_file.write_bytes(LISTED)
+        assert within(10, lambda: mode_of(client) == "container credentials")
+        cc_file.unlink()  # before: the old list stayed in force
+        assert within(10, lambda: mode_of(client) == "role")
+        cc_file.write_bytes(LISTED)
+        assert within(10, lambda: mode_of(client) == "container credentials")
+        cc_file.write_bytes(b'{"identities": [{"namespace": 1}]}')
+        assert within(10, lambda: failures(webhook.metrics_url) == 1)
+        assert mode_of(client) == "container credentials"  # the last good list stays
+        assert "identities[0].namespace: missing or not a string" in webhook.log()
+        assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200

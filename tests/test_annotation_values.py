@@ -3,6 +3,10 @@ warning; none raises."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from webhook.mutation.csvrecord import CsvError, read_first_record
@@ -173,3 +177,29 @@ def test_skip_containers_with_a_bare_quote_skips_nothing_with_a_warning() -> Non
 
 def test_empty_skip_containers_skips_nothing_without_a_warning() -> None:
     assert parse_skip_containers("") == (frozenset(), None)
+
+
+def test_mutate_prints_a_value_kube_apiserver_accepts_for_a_twenty_digit_expiration(
+    tmp_path: Path,
+) -> None:
+    sa_file = tmp_path / "sa.yaml"
+    sa_file.write_text(
+        "kind: ServiceAccount\nmetadata: {name: app, namespace: ns, annotations: "
+        "{eks.amazonaws.com/role-arn: 'arn:aws:iam::111122223333:role/a', "
+        "eks.amazonaws.com/token-expiration: '99999999999999999999'}}\n"
+    )
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(
+        "kind: Pod\nmetadata: {name: p, namespace: ns}\n"
+        "spec: {serviceAccountName: app, containers: [{name: c, image: i}]}\n"
+    )
+    command = [sys.executable, "-m", "webhook", "mutate", "-f", str(pod_file), "-o", "json"]
+    done = subprocess.run(
+        [*command, "--service-accounts-file", str(sa_file)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"expirationSeconds": 86400' in done.stdout.replace(":86400", ": 86400")
+    assert "is not a whole number of seconds; ignored" in done.stderr

@@ -4,57 +4,22 @@ warning and a counted metric. The real server, fed by tests/support/fakeapi.py o
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonpatch
-import orjson
 import pytest
 
 from tests.support.admission import eventually
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.sources import admit, metric_value
 
 P = "eks.amazonaws.com/"
 ARN = "arn:aws:iam::111122223333:role/"
 GIANT = "9" * 5000  # Python's int() refuses more than 4,300 digits
 TWENTY = "99999999999999999999"  # beyond int64: orjson cannot encode it
-
-
-def admit(
-    client: httpx.Client, service_account: str, annotations: dict[str, str] | None = None
-) -> tuple[dict[str, Any], list[str]]:
-    """The pod as mutated (two containers) and the warnings; fails unless the answer is 200."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p", "namespace": "ns", "annotations": annotations or {}},
-        "spec": {
-            "serviceAccountName": service_account,
-            "containers": [{"name": "app", "image": "x"}, {"name": "sidecar", "image": "x"}],
-        },
-    }
-    body = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "namespace": "ns",
-            "operation": "CREATE",
-            "object": pod,
-        },
-    }
-    answer = client.post(
-        "/mutate", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
-    )
-    assert answer.status_code == 200, answer.text[:300]
-    response = answer.json()["response"]
-    patch = orjson.loads(base64.b64decode(response["patch"])) if "patch" in response else []
-    return jsonpatch.apply_patch(pod, patch), response.get("warnings", [])
 
 
 def expiration_of(pod: dict[str, Any]) -> int:
@@ -67,14 +32,12 @@ def expiration_of(pod: dict[str, Any]) -> int:
 
 
 def counted(webhook: RunningWebhook, source: str, annotation: str) -> float:
-    wanted = (
-        f'pod_identity_webhook_invalid_annotations_total{{annotation="{annotation}",'
-        f'source="{source}"}} '
+    return metric_value(
+        webhook.metrics_url,
+        "pod_identity_webhook_invalid_annotations_total",
+        source=source,
+        annotation=annotation,
     )
-    for line in httpx.get(webhook.metrics_url + "/metrics").text.splitlines():
-        if line.startswith(wanted):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +71,7 @@ def test_service_account_expiration_out_of_range_is_ignored_or_capped_not_a_500(
 ) -> None:
     _, webhook = cluster
     with webhook.client() as client:
-        pod, warnings = admit(client, service_account)
+        pod, warnings = admit(client, "ns", service_account)
     assert expiration_of(pod) == seconds
     assert any(warning in w for w in warnings), warnings
     assert counted(webhook, "serviceaccount", "token-expiration") >= 2
@@ -125,12 +88,12 @@ def test_watch_lives_on_after_a_giant_expiration_arrives_as_an_event(
     with webhook.client() as client:
 
         def role() -> str:
-            pod, _ = admit(client, "after")
+            pod, _ = admit(client, "ns", "after")
             env = pod["spec"]["containers"][0].get("env", [])
             return next((e["value"] for e in env if e["name"] == "AWS_ROLE_ARN"), "")
 
         assert eventually(role, ARN + "after") == ARN + "after"  # before: the thread was dead
-        pod, warnings = admit(client, "giant")
+        pod, warnings = admit(client, "ns", "giant")
     assert expiration_of(pod) == 86400
     assert any("(5000 characters)" in w for w in warnings), warnings
     assert "9" * 50 not in webhook.log()  # the value itself is never logged
@@ -147,7 +110,13 @@ def test_pod_expiration_that_is_not_a_whole_number_in_range_keeps_the_default(
     _, webhook = cluster
     before = counted(webhook, "pod", "token-expiration")
     with webhook.client() as client:
-        pod, warnings = admit(client, "plain", {P + "token-expiration": value})
+        pod, warnings = admit(
+            client,
+            "ns",
+            "plain",
+            annotations={P + "token-expiration": value},
+            containers=("app", "sidecar"),
+        )
     assert expiration_of(pod) == 86400
     assert any("not a whole number" in w for w in warnings), warnings
     assert counted(webhook, "pod", "token-expiration") == before + 1
@@ -158,7 +127,13 @@ def test_skip_containers_that_go_cannot_read_skips_nothing(
 ) -> None:
     _, webhook = cluster
     with webhook.client() as client:
-        pod, warnings = admit(client, "plain", {P + "skip-containers": 'app,side"car'})
+        pod, warnings = admit(
+            client,
+            "ns",
+            "plain",
+            annotations={P + "skip-containers": 'app,side"car'},
+            containers=("app", "sidecar"),
+        )
     assert all("env" in container for container in pod["spec"]["containers"])
     assert any("no container skipped" in w for w in warnings), warnings
     assert counted(webhook, "pod", "skip-containers") >= 1
@@ -187,7 +162,7 @@ def test_service_accounts_file_with_a_giant_expiration_starts_and_serves(
     # Before: start-up exited 1 with a ValueError traceback.
     with run_webhook(tmp_path, "--service-accounts-file", str(sa_file), certs=cert_files) as hook:
         with hook.client() as client:
-            pod, _ = admit(client, "giant")
+            pod, _ = admit(client, "ns", "giant")
         assert expiration_of(pod) == 86400
         sa_file.write_text(sa_file.read_text().replace(GIANT, TWENTY))
         assert eventually(lambda: counted(hook, "serviceaccount", "token-expiration"), 2.0) == 2.0

@@ -4,16 +4,14 @@ last good list with the error logged and counted. The real server."""
 
 from __future__ import annotations
 
-import base64
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import orjson
 
 from tests.support.server import CertFiles, run_webhook
+from tests.support.sources import admit, metric_value
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 SA = (
@@ -26,27 +24,11 @@ CONTAINER_CREDENTIALS = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 
 def mode_of(client: httpx.Client) -> str:
     """ "container credentials", "role" or "none" for a pod running as ns/app."""
-    body = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "namespace": "ns",
-            "operation": "CREATE",
-            "object": {
-                "metadata": {"name": "p"},
-                "spec": {"serviceAccountName": "app", "containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
-    answer = client.post(
-        "/mutate", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
-    )
-    response = answer.json()["response"]
-    patch = base64.b64decode(response.get("patch", "")).decode()
-    if CONTAINER_CREDENTIALS in patch:
+    pod, _ = admit(client, "ns", "app")
+    env = {e["name"] for c in pod["spec"]["containers"] for e in c.get("env", [])}
+    if CONTAINER_CREDENTIALS in env:
         return "container credentials"
-    return "role" if ROLE in patch else "none"
+    return "role" if "AWS_ROLE_ARN" in env else "none"
 
 
 def within(seconds: float, check: Callable[[], bool]) -> bool:
@@ -59,11 +41,8 @@ def within(seconds: float, check: Callable[[], bool]) -> bool:
 
 
 def failures(metrics_url: str) -> float:
-    wanted = 'pod_identity_webhook_config_reloads_total{result="failure",source="container-credentials"} '
-    for line in httpx.get(metrics_url + "/metrics").text.splitlines():
-        if line.startswith(wanted):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    name = "pod_identity_webhook_config_reloads_total"
+    return metric_value(metrics_url, name, result="failure", source="container-credentials")
 
 
 def test_container_credentials_file_absent_then_present_then_deleted_then_invalid(

@@ -14,6 +14,7 @@ import pytest
 from tests.support.admission import eventually, role_of
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.sources import metric_value
 
 ROLE = "eks.amazonaws.com/role-arn"
 ARN = "arn:aws:iam::111122223333:role/"
@@ -36,11 +37,7 @@ def lists_in(api: FakeApiServer, seconds: float) -> int:
 
 def restarts(webhook: RunningWebhook, reason: str) -> float:
     name = "pod_identity_webhook_watch_restarts_total"
-    wanted = f'{name}{{reason="{reason}",resource="serviceaccounts"}} '
-    for line in httpx.get(webhook.metrics_url + "/metrics").text.splitlines():
-        if line.startswith(wanted):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return metric_value(webhook.metrics_url, name, reason=reason, resource="serviceaccounts")
 
 
 def test_watch_broken_right_after_connecting_backs_off_instead_of_relisting(

@@ -91,11 +91,16 @@ class WebhookService:
             on_reload=self.metrics.config_reloaded,
             absent_content=absent_content,
         )
-        try:
-            watched.load_now()
-        except ConfigError as exc:
-            raise StartupError(str(exc)) from exc
-        self.metrics.config_reloaded(name, True)
+        if absent_content is not None:
+            # A file that may be absent may also be invalid at start, as upstream's
+            # container-credentials watcher allows: logged and counted, retried on change.
+            watched.poll()
+        else:
+            try:
+                watched.load_now()
+            except ConfigError as exc:
+                raise StartupError(str(exc)) from exc
+            self.metrics.config_reloaded(name, True)
         self.watched_files.append(watched)
         self._background.append(self._supervise(watched.watch, name=f"{name} file reload"))
 

@@ -93,6 +93,8 @@ def continuous_watch(
 ) -> Iterator[Event | Bookmark | Restart]:
     """List, then watch; yields a final Restart saying why it stopped (never raises 410).
 
+    The caller logs each restart (with its wait); the details here are debug lines.
+
     A watch that ends normally (its timeout) is followed by the next one from the last
     resourceVersion, with no list: only 410 or a failure costs the API server a LIST.
     """
@@ -108,7 +110,7 @@ def continuous_watch(
                 break
             continue_token = page.continue_token
     except ResourceExpired as exc:
-        logger.info("%s: list continuation expired (%s); listing again", requests.what, exc)
+        logger.debug("%s: list continuation expired (%s); listing again", requests.what, exc)
         yield Restart.EXPIRED
         return
     except KubeApiError as exc:
@@ -134,7 +136,7 @@ def continuous_watch(
                     code = body.get("code")
                     message = body.get("message") or body.get("reason") or ""
                     if code == 410:
-                        logger.info(
+                        logger.debug(
                             "%s: resourceVersion %s expired (%s); listing again",
                             requests.what,
                             resource_version,
@@ -153,13 +155,13 @@ def continuous_watch(
                 if stop.is_set():
                     return
         except ResourceExpired as exc:
-            logger.info("%s: %s; listing again", requests.what, exc)
+            logger.debug("%s: %s; listing again", requests.what, exc)
             yield Restart.EXPIRED
             return
         except KubeApiError as exc:
             raise WatchError(str(exc)) from exc
         if not events and clock() - started < SHORT_WATCH_SECONDS and not stop.is_set():
-            logger.info("%s: watch ended at once with no event; listing again", requests.what)
+            logger.debug("%s: watch ended at once with no event; listing again", requests.what)
             yield Restart.CLOSED
             return
 

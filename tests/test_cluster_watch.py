@@ -128,7 +128,7 @@ def test_api_server_restart_is_survived_and_changes_made_while_down_arrive(
 
 def test_not_ready_until_first_list_then_ready(tmp_path: Path, cert_files: CertFiles) -> None:
     with FakeApiServer() as api:
-        api.fail("list", status_code=503, times=3)
+        api.fail("list", status_code=503, times=2)  # then back-off: up to 4.8 s
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         with run_webhook(
             tmp_path, "--kubeconfig", str(kubeconfig), certs=cert_files, wait_ready=False

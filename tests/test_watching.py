@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from random import Random
 from typing import Any
 
 import pytest
@@ -50,9 +51,21 @@ class CannedRequests:
         return iter(stream)
 
 
-def run(requests: CannedRequests, *, resync: float = 0.0, clock: Any = None) -> list[Any]:
+def run(requests: CannedRequests, *, clock: Any = None) -> list[Any]:
     kwargs = {"clock": clock} if clock else {}
-    return list(continuous_watch(requests, resync_period=resync, stop=threading.Event(), **kwargs))
+    return list(continuous_watch(requests, stop=threading.Event(), **kwargs))
+
+
+class Ticking:
+    """A clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
 
 
 def test_list_pages_are_followed_then_watch_starts_from_list_resource_version() -> None:
@@ -118,7 +131,8 @@ def test_watch_ending_normally_rewatches_from_last_seen_version() -> None:
         [Page([], "10", "")],
         [[{"type": "MODIFIED", "object": sa("a", "15")}], [], ResourceExpired("gone", status=410)],
     )
-    run(requests)
+    run(requests, clock=Ticking(400))  # each watch lived its full timeout
+    assert requests.continue_tokens == [None]  # no list between the watches
     assert requests.watched_from == ["10", "15", "15"]
 
 
@@ -146,27 +160,60 @@ def test_other_failures_raise_watch_error(pages: list[Any], streams: list[Any]) 
         run(CannedRequests(pages, streams))
 
 
-def test_resync_period_over_returns_to_relist() -> None:
+def test_a_watch_that_ends_at_once_with_no_event_returns_to_relist() -> None:
+    requests = CannedRequests([Page([], "5", "")], [[]])
+    assert run(requests, clock=Ticking(0.01))[-1] is Restart.CLOSED
+
+
+def test_watch_timeout_is_five_to_ten_minutes_as_client_go() -> None:
+    timeouts: list[int] = []
+
+    def watch(rv: str, *, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        timeouts.append(timeout_seconds)
+        raise KubeApiError("refused")
+
+    for _ in range(20):
+        requests = CannedRequests([Page([], "5", "")], [])
+        requests.watch = watch  # type: ignore[method-assign]
+        with pytest.raises(WatchError):
+            run(requests)
+    assert all(300 <= t <= 600 for t in timeouts) and len(set(timeouts)) > 1
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap_as_client_go() -> None:
     now = [0.0]
-
-    def clock() -> float:
-        return now[0]
-
-    def stream() -> list[dict[str, Any]]:
-        now[0] = 100.0  # the watch took longer than the resync period
-        return []
-
-    requests = CannedRequests([Page([], "1", "")], [])
-    requests.watch = lambda rv, *, timeout_seconds: iter(stream())  # type: ignore[method-assign]
-    assert run(requests, resync=60, clock=clock)[-1] is Restart.RESYNC
+    backoff = Backoff(rng=Random(1), clock=lambda: now[0])
+    delays = []
+    for _ in range(8):
+        delays.append(backoff.next())
+        now[0] += delays[-1] + 0.01  # each attempt fails at once
+    steps = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0]
+    for delay, step in zip(delays, steps, strict=True):
+        assert step <= delay <= min(2 * step, 30.0)
 
 
-def test_infinite_watch_backs_off_after_errors_and_relists() -> None:
+def test_backoff_starts_over_only_after_an_attempt_lived_two_minutes() -> None:
+    now = [0.0]
+    backoff = Backoff(rng=Random(1), clock=lambda: now[0])
+    for _ in range(5):
+        backoff.next()
+        now[0] += 100.0  # lived 100 s: not long enough
+    assert backoff.next() >= 12.8
+    now[0] += 121.0
+    assert backoff.next() < 1.6
+
+
+def test_infinite_watch_backs_off_before_every_restart_whatever_the_reason() -> None:
     requests = CannedRequests(
-        [KubeApiError("refused"), KubeApiError("refused"), Page([sa("a")], "5", "")],
-        [ResourceExpired("gone", status=410)],
+        [
+            KubeApiError("refused"),
+            KubeApiError("refused"),
+            Page([sa("a")], "5", ""),
+            Page([], "6", ""),
+        ],
+        [ResourceExpired("gone", status=410), []],
     )
-    restarts: list[tuple[Restart, str]] = []
+    restarts: list[tuple[Restart, str, float]] = []
     waits: list[float] = []
 
     class RecordingStop(threading.Event):
@@ -174,18 +221,25 @@ def test_infinite_watch_backs_off_after_errors_and_relists() -> None:
             waits.append(timeout or 0)
             return False
 
-    backoff = Backoff(initial=1, maximum=1.5)
+    backoff = Backoff(initial=1, maximum=100, rng=Random(2))
     items = list(
         infinite_watch(
             requests,
-            resync_period=0,
             stop=RecordingStop(),
-            on_restart=lambda reason, error: restarts.append((reason, error)),
+            on_restart=lambda reason, error, delay: restarts.append((reason, error, delay)),
             backoff=backoff,
-            _iterations=3,
+            _iterations=4,
         )
     )
-    assert [r for r, _ in restarts] == [Restart.ERROR, Restart.ERROR, Restart.EXPIRED]
+    assert [r for r, _, _ in restarts] == [
+        Restart.ERROR,
+        Restart.ERROR,
+        Restart.EXPIRED,
+        Restart.CLOSED,
+    ]
     assert restarts[0][1] == "refused"
-    assert 0.8 <= waits[0] <= 1.0 and 1.2 <= waits[1] <= 1.5  # doubled, then capped
-    assert Event("LISTED", sa("a")) in items and items[-1] is Bookmark.LISTED
+    assert waits == [delay for _, _, delay in restarts]
+    # a successful list does not reset the back-off: it keeps growing
+    for wait, step in zip(waits, [1, 2, 4, 8], strict=True):
+        assert step <= wait < 2 * step
+    assert Event("LISTED", sa("a")) in items

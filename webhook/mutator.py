@@ -31,6 +31,8 @@ class MutationResult(NamedTuple):
     outcome: Outcome
     mode: Mode | None
     service_account: str
+    # Pod annotations (without the prefix) whose value was ignored or adjusted.
+    invalid_annotations: tuple[str, ...] = ()
 
 
 def identity_defaults(
@@ -104,7 +106,9 @@ class PodMutator:
         mutation = build_identity_patch(pod, identity)
         outcome = Outcome.MUTATED if mutation.ops else Outcome.ALREADY_PRESENT
         warnings = resolution.warnings + mutation.warnings
-        return MutationResult(mutation.ops, warnings, outcome, identity.mode, key)
+        return MutationResult(
+            mutation.ops, warnings, outcome, identity.mode, key, resolution.invalid
+        )
 
 
 def service_account_name(pod: JsonObject) -> str:

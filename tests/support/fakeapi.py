@@ -68,6 +68,7 @@ class FakeApiServer:
         self._faults: list[_Fault] = []
         self._watch_sockets: set[socket.socket] = set()
         self._generation = 0
+        self.watch_sabotage: str | None = None  # see sabotage_watches
         self._tokens = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -219,6 +220,12 @@ class FakeApiServer:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def sabotage_watches(self, mode: str | None) -> None:
+        """From now on every watch, once connected, is cut ("break"), ended cleanly ("end") or
+        answered with an ERROR 410 event ("expire"); None stops it."""
+        assert mode in (None, "break", "end", "expire")
+        self.watch_sabotage = mode
+
     def count(self, verb: str) -> int:
         return sum(1 for v, _ in self.requests if v == verb)
 
@@ -362,7 +369,15 @@ def _make_handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             with api._cond:
                 api._watch_sockets.add(self.connection)
+            sabotage = api.watch_sabotage
             try:
+                if sabotage == "break":
+                    self.close_connection = True
+                    return  # no terminating chunk: the client sees a broken stream
+                if sabotage == "end":
+                    self._end()
+                    return
+                expired = expired or sabotage == "expire"
                 if expired:
                     self._chunk(
                         {

@@ -16,7 +16,14 @@ SKIP_CONTAINERS = "skip-containers"
 
 # The pattern upstream warns on; a role ARN that fails it is still used, as upstream does.
 _ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z0-9-]*:iam::\d{12}:role/[\w\-/.@+=,]+$")
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+# Go's strconv.ParseInt(s, 10, 64), which upstream uses: an optional sign and ASCII digits,
+# nothing else (no spaces, no trailing newline, no underscores), within int64.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INT64_DIGITS = 19
+_INT64_MAX = 2**63 - 1
+# kube-apiserver refuses a projected token's expirationSeconds above this (math.MaxUint32).
+MAX_TOKEN_EXPIRATION_SECONDS = 2**32 - 1
+_SHOWN_VALUE_CHARS = 24
 _TRUE = frozenset(("1", "t", "T", "true", "TRUE", "True"))
 _FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))
 
@@ -46,6 +53,9 @@ class ServiceAccountIdentity:
     regional_sts: bool
     token_expiration: int
     warnings: tuple[str, ...] = ()
+    # Annotations (without the prefix) whose value was ignored or adjusted, for a metric and
+    # a log line that must not repeat the value.
+    invalid: tuple[str, ...] = ()
 
 
 def is_valid_role_arn(arn: str) -> bool:
@@ -58,15 +68,46 @@ def compose_role_arn(value: str, defaults: IdentityDefaults) -> str:
     return f"arn:{defaults.compose_partition}:iam::{defaults.compose_account_id}:role/{value}"
 
 
+def shown(value: str) -> str:
+    """A value for a warning: quoted, cut short (an annotation may hold megabytes)."""
+    if len(value) <= _SHOWN_VALUE_CHARS:
+        return repr(value)
+    return repr(value[:_SHOWN_VALUE_CHARS]) + f"... ({len(value)} characters)"
+
+
+def parse_int64(value: str) -> int | None:
+    """As Go's strconv.ParseInt(value, 10, 64); None where it returns an error.
+
+    The digit count is checked before int(), which refuses more than 4,300 digits with an error.
+    """
+    if _INTEGER.fullmatch(value) is None:
+        return None
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > _INT64_DIGITS:
+        return None
+    number = int(digits or "0") * (-1 if value.startswith("-") else 1)
+    return number if -_INT64_MAX - 1 <= number <= _INT64_MAX else None
+
+
 def parse_expiration(value: str, *, what: str) -> tuple[int | None, str | None]:
-    """(seconds, warning): None seconds when the value is not an integer; raised to the minimum."""
-    if _INTEGER.match(value) is None:
-        return None, f"{what} {value!r} is not a whole number of seconds; ignored"
-    seconds = int(value)
+    """(seconds, warning): None seconds when the value is not a whole number in int64 range.
+
+    Below the minimum is raised to it, as upstream; above kube-apiserver's limit is capped,
+    where upstream would write a pod that kube-apiserver refuses.
+    """
+    seconds = parse_int64(value)
+    if seconds is None:
+        return None, f"{what} {shown(value)} is not a whole number of seconds; ignored"
     if seconds < MIN_TOKEN_EXPIRATION_SECONDS:
         return (
             MIN_TOKEN_EXPIRATION_SECONDS,
             f"{what} {seconds} is below the minimum; raised to {MIN_TOKEN_EXPIRATION_SECONDS}",
+        )
+    if seconds > MAX_TOKEN_EXPIRATION_SECONDS:
+        return (
+            MAX_TOKEN_EXPIRATION_SECONDS,
+            f"{what} {seconds} is above kube-apiserver's limit; "
+            f"capped to {MAX_TOKEN_EXPIRATION_SECONDS}",
         )
     return seconds, None
 
@@ -80,6 +121,7 @@ def identity_from_annotations(
     """
     prefix = defaults.annotation_prefix + "/"
     warnings: list[str] = []
+    invalid: list[str] = []
     role_arn = annotations.get(prefix + ROLE_ARN, "")
     if role_arn:
         role_arn = compose_role_arn(role_arn, defaults)
@@ -97,8 +139,9 @@ def identity_from_annotations(
         elif raw_regional in _FALSE:
             regional = False
         else:
+            invalid.append(STS_REGIONAL_ENDPOINTS)
             warnings.append(
-                f"{source}: {prefix}{STS_REGIONAL_ENDPOINTS} {raw_regional!r} is not true or false; "
+                f"{source}: {prefix}{STS_REGIONAL_ENDPOINTS} {shown(raw_regional)} is not true or false; "
                 f"using {str(regional).lower()}"
             )
     expiration = defaults.token_expiration
@@ -110,6 +153,7 @@ def identity_from_annotations(
         if seconds is not None:
             expiration = seconds
         if warning:
+            invalid.append(TOKEN_EXPIRATION)
             warnings.append(warning)
     return ServiceAccountIdentity(
         role_arn=role_arn,
@@ -117,4 +161,5 @@ def identity_from_annotations(
         regional_sts=regional,
         token_expiration=expiration,
         warnings=tuple(warnings),
+        invalid=tuple(invalid),
     )

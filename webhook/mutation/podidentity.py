@@ -8,18 +8,19 @@ Precedence, as upstream:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from random import Random
 from typing import NamedTuple
 
+from webhook.mutation.csvrecord import CsvError, read_first_record
 from webhook.mutation.identity import (
     SKIP_CONTAINERS,
     TOKEN_EXPIRATION,
     ServiceAccountIdentity,
     parse_expiration,
+    shown,
 )
 from webhook.settings import (
     DEFAULT_TOKEN_EXPIRATION_SECONDS,
@@ -70,6 +71,8 @@ class PodIdentity(NamedTuple):
 class Resolution(NamedTuple):
     identity: PodIdentity | None
     warnings: tuple[str, ...]
+    # Pod annotations (without the prefix) whose value was ignored or adjusted.
+    invalid: tuple[str, ...] = ()
 
 
 def pod_annotations(pod: JsonObject) -> Mapping[str, str]:
@@ -79,13 +82,15 @@ def pod_annotations(pod: JsonObject) -> Mapping[str, str]:
 
 
 def parse_skip_containers(value: str) -> tuple[frozenset[str], str | None]:
-    """Container names from a CSV record (quoting allowed); a broken record skips none."""
+    """Container names from the first CSV record, read as Go's encoding/csv; a bad one skips none."""
+    if not value.strip("\r\n"):
+        return frozenset(), None  # Go's reader finds no record: nothing skipped, nothing wrong
     try:
-        record = next(csv.reader([value.split("\n", 1)[0]], strict=True), [])
-    except csv.Error as exc:
+        record = read_first_record(value)
+    except CsvError as exc:
         return (
             frozenset(),
-            f"skip-containers {value!r} is not a valid CSV list ({exc}); no container skipped",
+            f"skip-containers {shown(value)} is not a valid CSV list ({exc}); no container skipped",
         )
     return frozenset(record), None
 
@@ -103,6 +108,7 @@ def resolve_pod_identity(
 ) -> Resolution:
     """Decide the pod's identity. `container_credentials` is given only for a listed ServiceAccount."""
     warnings: list[str] = []
+    invalid: list[str] = []
     if container_credentials is not None:
         common = service_account or config_map
         if common is not None:
@@ -110,7 +116,7 @@ def resolve_pod_identity(
             warnings.extend(common.warnings)
         else:
             regional, expiration = False, DEFAULT_TOKEN_EXPIRATION_SECONDS
-        expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings)
+        expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings, invalid)
         if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
             # Spread token refreshes of many pods, as upstream does for the default lifetime.
             expiration = rng.randint(
@@ -129,7 +135,7 @@ def resolve_pod_identity(
             region=region,
             skip_containers=skip,
         )
-        return Resolution(identity, tuple(warnings))
+        return Resolution(identity, tuple(warnings), tuple(invalid))
 
     chosen = (
         service_account if service_account is not None and service_account.role_arn else config_map
@@ -137,7 +143,9 @@ def resolve_pod_identity(
     if chosen is None or not chosen.role_arn:
         return Resolution(None, ())
     warnings.extend(chosen.warnings)
-    expiration, skip = _pod_overrides(pod, chosen.token_expiration, annotation_prefix, warnings)
+    expiration, skip = _pod_overrides(
+        pod, chosen.token_expiration, annotation_prefix, warnings, invalid
+    )
     identity = PodIdentity(
         mode=Mode.STS_WEB_IDENTITY,
         role_arn=chosen.role_arn,
@@ -151,11 +159,11 @@ def resolve_pod_identity(
         region=region,
         skip_containers=skip,
     )
-    return Resolution(identity, tuple(warnings))
+    return Resolution(identity, tuple(warnings), tuple(invalid))
 
 
 def _pod_overrides(
-    pod: JsonObject, expiration: int, prefix: str, warnings: list[str]
+    pod: JsonObject, expiration: int, prefix: str, warnings: list[str], invalid: list[str]
 ) -> tuple[int, frozenset[str]]:
     annotations = pod_annotations(pod)
     raw = annotations.get(f"{prefix}/{TOKEN_EXPIRATION}")
@@ -164,11 +172,13 @@ def _pod_overrides(
         if seconds is not None:
             expiration = seconds
         if warning:
+            invalid.append(TOKEN_EXPIRATION)
             warnings.append(warning)
     skip: frozenset[str] = frozenset()
     raw_skip = annotations.get(f"{prefix}/{SKIP_CONTAINERS}")
     if raw_skip is not None:
         skip, warning = parse_skip_containers(raw_skip)
         if warning:
+            invalid.append(SKIP_CONTAINERS)
             warnings.append(f"pod annotation {prefix}/{warning}")
     return expiration, skip

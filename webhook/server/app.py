@@ -25,8 +25,12 @@ DEBUG_CACHE_PATH = "/debug/alpha/cache"  # upstream's path, with --enable-debugg
 
 def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
     @api.get("/healthz", response_class=PlainTextResponse)
-    async def healthz() -> str:
-        return "ok"
+    async def healthz() -> Response:
+        # Fails only when a background task cannot be kept running: kubelet then restarts us.
+        reasons = service.liveness()
+        if reasons:
+            return PlainTextResponse("unhealthy: " + "; ".join(reasons) + "\n", status_code=500)
+        return PlainTextResponse("ok")
 
     @api.get("/readyz", response_class=PlainTextResponse)
     async def readyz() -> Response:

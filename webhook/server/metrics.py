@@ -124,6 +124,26 @@ class Metrics:
             "Admissions answered unchanged because deciding took longer than --request-time-budget.",
             registry=r,
         )
+        # Untrusted input that was ignored, and background work kept alive: docs/cluster.md.
+        self.invalid_annotations = Counter(
+            "pod_identity_webhook_invalid_annotations",
+            "Annotation values ignored or adjusted (not a whole number in range, not true or "
+            "false, not a CSV record), by object kind and annotation.",
+            ["source", "annotation"],
+            registry=r,
+        )
+        self.skipped_objects = Counter(
+            "pod_identity_webhook_skipped_objects",
+            "Objects from a watch or a file that could not be read and were left out, by source.",
+            ["source"],
+            registry=r,
+        )
+        self.background_restarts = Counter(
+            "pod_identity_webhook_background_restarts",
+            "Background tasks (watches, file reloads) started again after they stopped, by task.",
+            ["task"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """/metrics as upstream's Go client writes it (exposition.py)."""

@@ -23,7 +23,9 @@ from webhook.sources.filewatch import WatchedFile
 from webhook.sources.imds import MetadataError, fetch_instance_identity
 from webhook.sources.kubeapi import ClusterConfigError, cluster_configuration
 from webhook.sources.serviceaccountfile import parse_service_accounts
+from webhook.sources.serviceaccountwatch import report_invalid
 from webhook.sources.store import ServiceAccountStore
+from webhook.sources.supervisor import Supervised
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class WebhookService:
             None  # None: no --fargate-profiles
         )
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.supervised: list[Supervised] = []  # every background task, restarted if it dies
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- start-up -------------------------------------------------------------------------
@@ -68,19 +71,38 @@ class WebhookService:
                 s.watch_container_credentials_config,
                 self._load_container_credentials,
                 name="container-credentials",
+                absent_content=b"",  # as upstream: no file yet, or deleted, means no identities
             )
         if s.fargate_profiles is not None:
             self._watch(s.fargate_profiles, self._load_fargate_profiles, name="fargate-profiles")
 
-    def _watch(self, path: Any, load: Callable[[bytes], None], *, name: str) -> None:
-        watched = WatchedFile(path, load, name=name, on_reload=self.metrics.config_reloaded)
-        try:
-            watched.load_now()
-        except ConfigError as exc:
-            raise StartupError(str(exc)) from exc
-        self.metrics.config_reloaded(name, True)
+    def _watch(
+        self,
+        path: Any,
+        load: Callable[[bytes], None],
+        *,
+        name: str,
+        absent_content: bytes | None = None,
+    ) -> None:
+        watched = WatchedFile(
+            path,
+            load,
+            name=name,
+            on_reload=self.metrics.config_reloaded,
+            absent_content=absent_content,
+        )
+        if absent_content is not None:
+            # A file that may be absent may also be invalid at start, as upstream's
+            # container-credentials watcher allows: logged and counted, retried on change.
+            watched.poll()
+        else:
+            try:
+                watched.load_now()
+            except ConfigError as exc:
+                raise StartupError(str(exc)) from exc
+            self.metrics.config_reloaded(name, True)
         self.watched_files.append(watched)
-        self._background.append(watched.watch)
+        self._background.append(self._supervise(watched.watch, name=f"{name} file reload"))
 
     def _compose_account(self) -> dict[str, str]:
         s = self.settings
@@ -112,12 +134,31 @@ class WebhookService:
             report=self._report_cache,
             count_restart=self._count_restart,
             on_reload=self.metrics.config_reloaded,
+            count_skip=self._count_skip,
+            count_invalid=self._count_invalid_service_account,
         )
         if self.cluster.config_map is not None:
             self.mutator.config_map = self.cluster.config_map
         for watch in self.cluster.watches:
             self.readiness_checks.append(watch.not_ready_reason)
-            self._background.append(watch.run)
+            self._background.append(self._supervise(watch.run, name=watch.name))
+
+    def _supervise(
+        self, run: Callable[[], Coroutine[Any, Any, None]], *, name: str
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        supervised = Supervised(run, name=name, on_restart=self._count_background_restart)
+        self.supervised.append(supervised)
+        return supervised.run
+
+    def _count_background_restart(self, name: str) -> None:
+        self.metrics.background_restarts.labels(name).inc()
+
+    def _count_skip(self, source: str) -> None:
+        self.metrics.skipped_objects.labels(source).inc()
+
+    def _count_invalid_service_account(self, annotations: tuple[str, ...]) -> None:
+        for annotation in annotations:
+            self.metrics.invalid_annotations.labels("serviceaccount", annotation).inc()
 
     def _count_restart(self, resource: str, reason: str) -> None:
         self.metrics.watch_restarts.labels(resource, reason).inc()
@@ -142,7 +183,14 @@ class WebhookService:
     def _load_service_accounts(self, content: bytes) -> None:
         path = self.settings.service_accounts_file
         assert path is not None
-        entries = parse_service_accounts(content, self.defaults, source=path)
+        entries = parse_service_accounts(
+            content,
+            self.defaults,
+            source=path,
+            on_skip=lambda key: self._count_skip("serviceaccounts file"),
+        )
+        for key, identity in entries.items():
+            report_invalid(identity, f"ServiceAccount {key}", self._count_invalid_service_account)
         self.store.replace_all(entries)
         self._report_cache(len(entries), any(identity.role_arn for identity in entries.values()))
         logger.info("loaded %d ServiceAccounts from %s", len(entries), path)
@@ -183,6 +231,10 @@ class WebhookService:
             return ""  # a cluster watch reports itself whether its first list is in
         return self.store.not_ready_reason
 
+    def liveness(self) -> list[str]:
+        """Why the process should be restarted (a background task cannot be kept running)."""
+        return [reason for task in self.supervised if (reason := task.health_reason())]
+
     def readiness(self) -> list[str]:
         """Why the webhook is not ready; empty when it is."""
         return [reason for check in self.readiness_checks if (reason := check())]
@@ -195,6 +247,8 @@ class WebhookService:
             self.metrics.pod_identified(result.mode.value)
         if result.outcome is Outcome.NOT_FOUND:
             self.metrics.service_account_missing()
+        for annotation in result.invalid_annotations:
+            self.metrics.invalid_annotations.labels("pod", annotation).inc()
         return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)
 
     async def decide_fargate(self, review: Review) -> Decision:

@@ -15,7 +15,7 @@ from webhook.sources.configmapwatch import ConfigMapSource, ConfigMapVersion, Re
 from webhook.sources.kubeapi import ResourceRequests, get_service_account, new_core_api
 from webhook.sources.lookup import ServiceAccountLookup
 from webhook.sources.resourcewatch import ResourceWatch
-from webhook.sources.serviceaccountwatch import CacheReport, ServiceAccountSink
+from webhook.sources.serviceaccountwatch import CacheReport, InvalidReport, ServiceAccountSink
 from webhook.sources.store import ServiceAccountStore
 
 logger = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ def build_cluster_sources(
     report: CacheReport,
     count_restart: Callable[[str, str], None],
     on_reload: ReloadHook,
+    count_skip: Callable[[str], None] = lambda resource: None,
+    count_invalid: InvalidReport | None = None,
 ) -> ClusterSources:
     """`store` is None when ServiceAccounts come from a file and only the ConfigMap is watched."""
     sources = ClusterSources()
     if store is not None:
         core = new_core_api(configuration)
-        sink = ServiceAccountSink(store, defaults, report=report)
+        sink = ServiceAccountSink(store, defaults, report=report, count_invalid=count_invalid)
         requests = ResourceRequests(
             core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
         )
@@ -55,6 +57,7 @@ def build_cluster_sources(
             resource=SERVICE_ACCOUNTS,
             resync_period=settings.resync_period,
             count_restart=count_restart,
+            count_skip=count_skip,
         )
         sources.watches.append(watch)
         logger.info("ServiceAccounts: list and watch cluster-wide at %s", configuration.host)
@@ -83,6 +86,7 @@ def build_cluster_sources(
             resource=CONFIG_MAPS,
             resync_period=settings.resync_period,
             count_restart=count_restart,
+            count_skip=count_skip,
         )
         sources.watches.append(cm_watch)
         sources.config_map = source

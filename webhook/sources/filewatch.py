@@ -35,10 +35,13 @@ class WatchedFile:
         *,
         name: str,
         on_reload: ReloadHook | None = None,
+        absent_content: bytes | None = None,
     ) -> None:
+        """`absent_content`: load this while the file does not exist, instead of failing."""
         self.path = path
         self.name = name
         self._load = load
+        self._absent_content = absent_content
         self._on_reload = on_reload
         self._digest: bytes | None = None
         self.last_error = ""
@@ -66,6 +69,11 @@ class WatchedFile:
             self._digest = digest  # report a bad version once, not every poll
             self._failed(exc)
             return False
+        except Exception as exc:  # a bug in a parser must not end the reloads
+            self._digest = digest
+            # The type only: the message may quote a value from the file.
+            self._failed(ConfigError(self.path, "", f"cannot be loaded: {type(exc).__name__}"))
+            return False
         self._digest = digest
         self.last_error = ""
         logger.info("reloaded %s from %s", self.name, self.path)
@@ -81,6 +89,10 @@ class WatchedFile:
     def _read(self) -> bytes:
         try:
             return self.path.read_bytes()
+        except FileNotFoundError as exc:
+            if self._absent_content is not None:
+                return self._absent_content
+            raise ConfigError(self.path, "", f"cannot read file: {exc.strerror or exc}") from exc
         except OSError as exc:
             raise ConfigError(self.path, "", f"cannot read file: {exc.strerror or exc}") from exc
 

@@ -3,6 +3,9 @@
 Objects are converted (parsed into their compact cache value) in the thread; the sink is
 called only on the loop, through `loop.call_soon_threadsafe`, so whatever it updates is
 never seen half-written. A full list is collected into a new dict and handed over whole.
+
+An object that cannot be converted is skipped (logged once, counted), never the end of the
+watch. Should the thread die anyway, `run()` raises, and its supervisor starts a new one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -19,6 +23,7 @@ from webhook.sources.watching import (
     DELETED,
     LISTED,
     Bookmark,
+    Event,
     Restart,
     WatchRequests,
     infinite_watch,
@@ -29,6 +34,13 @@ logger = logging.getLogger(__name__)
 
 STALE_AFTER_RESYNC_PERIODS = 3
 DEFAULT_STALE_AFTER_SECONDS = 180.0  # used when --resync-period is 0
+# Keys of skipped objects remembered so each is logged once; forgotten all at once past this.
+MAX_REMEMBERED_SKIPS = 10_000
+
+
+class WatchThreadCrashed(RuntimeError):
+    """The watch thread died of an unexpected exception (a bug); the message names it."""
+
 
 V = TypeVar("V")
 
@@ -52,7 +64,9 @@ class Sink(Protocol[V]):
 
 
 def object_key(obj: JsonObject) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return "", ""
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
@@ -67,12 +81,16 @@ class ResourceWatch(Generic[V]):
         resource: str,
         resync_period: float,
         count_restart: Callable[[str, str], None],
+        count_skip: Callable[[str], None] = lambda resource: None,
     ) -> None:
         self.requests = requests
         self.sink = sink
         self.resource = resource
+        self.name = f"{resource} watch"
         self.resync_period = resync_period
         self._count_restart = count_restart
+        self._count_skip = count_skip
+        self._skips_logged: set[str] = set()
         self.stale_after = (
             STALE_AFTER_RESYNC_PERIODS * resync_period
             if resync_period > 0
@@ -88,15 +106,22 @@ class ResourceWatch(Generic[V]):
     # -- loop side ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        """Watch until cancelled; raises WatchThreadCrashed when the thread dies."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._stop = stop = threading.Event()
+        crashed: asyncio.Future[str] = loop.create_future()
         thread = threading.Thread(
-            target=self._thread_main, name=f"watch-{self.resource}", daemon=True
+            target=self._thread_main,
+            args=(stop, crashed),
+            name=f"watch-{self.resource}",
+            daemon=True,
         )
         thread.start()
         try:
-            await asyncio.Event().wait()
+            error = await crashed
         finally:
-            self._stop.set()
+            stop.set()
+        raise WatchThreadCrashed(f"{self.resource} watch thread crashed: {error}")
 
     def not_ready_reason(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
@@ -121,8 +146,6 @@ class ResourceWatch(Generic[V]):
     def _on_failure(self, error: str, at: float) -> None:
         if self.failing_since is None:
             self.failing_since = at
-        if error != self.last_error:
-            logger.warning("%s watch failed, retrying with back-off: %s", self.resource, error)
         self.last_error = error
 
     # -- thread side --------------------------------------------------------------------------
@@ -139,31 +162,31 @@ class ResourceWatch(Generic[V]):
             return False
         return True
 
-    def _on_restart(self, reason: Restart, error: str) -> None:
+    def _on_restart(self, reason: Restart, error: str, delay: float) -> None:
         self._count_restart(self.resource, reason.value)
         if reason is Restart.ERROR:
             self._post(self._on_failure, error, time.monotonic())
-
-    def _thread_main(self) -> None:
-        try:
-            self._consume()
-        except Exception:  # a bug, not a cluster problem: make it visible on /readyz and in the log
-            logger.exception("%s watch thread crashed", self.resource)
-            self._post(
-                self._on_failure,
-                "watch thread crashed; see the log",
-                time.monotonic() - self.stale_after - 1,
+            logger.warning("%s watch failed: %s; retrying in %.1fs", self.resource, error, delay)
+        else:
+            logger.info(
+                "%s watch: %s; listing again in %.1fs",
+                self.resource,
+                "resourceVersion expired" if reason is Restart.EXPIRED else "watch ended at once",
+                delay,
             )
 
-    def _consume(self) -> None:
+    def _thread_main(self, stop: threading.Event, crashed: asyncio.Future[str]) -> None:
+        try:
+            self._consume(stop)
+        except Exception as exc:  # a bug, not a cluster problem: visible in the log and on /readyz
+            logger.exception("%s watch thread crashed", self.resource)
+            error = f"{type(exc).__name__}: {exc}"
+            self._post(self._on_failure, "watch thread crashed; see the log", time.monotonic())
+            self._post(_settle, crashed, error)
+
+    def _consume(self, stop: threading.Event) -> None:
         pending: dict[str, V] = {}
-        convert = self.sink.convert
-        for item in infinite_watch(
-            self.requests,
-            resync_period=self.resync_period,
-            stop=self._stop,
-            on_restart=self._on_restart,
-        ):
+        for item in infinite_watch(self.requests, stop=stop, on_restart=self._on_restart):
             if item is Bookmark.LISTING:
                 pending = {}
                 self.sink.begin_list()
@@ -171,14 +194,50 @@ class ResourceWatch(Generic[V]):
                 logger.info("listed %d %s", len(pending), self.resource)
                 self._post(self._on_listed, pending)
                 pending = {}
-            elif isinstance(item, Bookmark):
-                continue
-            else:
-                namespace, name = object_key(item.object)
-                key = key_of(namespace, name)
-                if item.type == LISTED:
-                    pending[key] = convert(namespace, name, item.object)
-                elif item.type == DELETED:
-                    self._post(self.sink.delete, key)
-                else:
-                    self._post(self.sink.put, key, convert(namespace, name, item.object))
+            elif isinstance(item, Event):
+                self._apply(item, pending)
+
+    def _apply(self, item: Event, pending: dict[str, V]) -> None:
+        """One object: into the pending list, or to the loop; skipped when it cannot be read."""
+        namespace, name = object_key(item.object)
+        key = key_of(namespace, name)
+        if item.type == DELETED:
+            self._post(self.sink.delete, key)
+            return
+        try:
+            if not name:
+                raise ValueError("metadata.name is missing")
+            value = self.sink.convert(namespace, name, item.object)
+        except Exception as exc:  # one bad object must not stop the watch
+            self._skip(key, exc)
+            if item.type != LISTED:
+                self._post(self.sink.delete, key)  # no identity rather than a stale one
+            return
+        if item.type == LISTED:
+            pending[key] = value
+        else:
+            self._post(self.sink.put, key, value)
+
+    def _skip(self, key: str, exc: Exception) -> None:
+        self._count_skip(self.resource)
+        if key in self._skips_logged:
+            return
+        if len(self._skips_logged) >= MAX_REMEMBERED_SKIPS:
+            self._skips_logged.clear()
+        self._skips_logged.add(key)
+        # The exception's type and where it was raised, not its message: that may quote
+        # an annotation value, which is never logged.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        logger.error(
+            "%s %s skipped: cannot read it (%s%s); logged once",
+            self.resource,
+            key,
+            type(exc).__name__,
+            where,
+        )
+
+
+def _settle(future: asyncio.Future[str], error: str) -> None:
+    if not future.done():
+        future.set_result(error)

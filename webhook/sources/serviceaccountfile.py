@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,25 @@ from webhook.sources.errors import ConfigError
 from webhook.sources.identities import identity_of_service_account
 from webhook.sources.store import key_of
 
+logger = logging.getLogger(__name__)
+
 _LIST_KINDS = ("List", "ServiceAccountList")
+
+SkipHook = Callable[[str], None]  # called with "namespace/name" of an object skipped
 
 
 def parse_service_accounts(
-    content: bytes, defaults: IdentityDefaults, *, source: str | Path
+    content: bytes,
+    defaults: IdentityDefaults,
+    *,
+    source: str | Path,
+    on_skip: SkipHook | None = None,
 ) -> dict[str, ServiceAccountIdentity]:
+    """Every ServiceAccount in the file; a structural error rejects the file (ConfigError).
+
+    One object whose annotations cannot be read (a bug: annotation values themselves never
+    fail) is left out, logged and reported to `on_skip`; the others are loaded.
+    """
     try:
         documents = list(yaml.safe_load_all(content))
     except yaml.YAMLError as exc:
@@ -37,9 +52,9 @@ def parse_service_accounts(
             if not isinstance(items, list):
                 raise ConfigError(source, f"{where}.items", "expected a list")
             for item_index, item in enumerate(items):
-                _add(entries, item, defaults, source, f"{where}.items[{item_index}]")
+                _add(entries, item, defaults, source, f"{where}.items[{item_index}]", on_skip)
         else:
-            _add(entries, document, defaults, source, where)
+            _add(entries, document, defaults, source, where, on_skip)
     return entries
 
 
@@ -49,6 +64,7 @@ def _add(
     defaults: IdentityDefaults,
     source: str | Path,
     where: str,
+    on_skip: SkipHook | None,
 ) -> None:
     if not isinstance(obj, dict) or obj.get("kind") != "ServiceAccount":
         kind = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
@@ -71,6 +87,12 @@ def _add(
             f"{where}.metadata.annotations",
             'expected a mapping of strings to strings (quote values such as "true" and "3600")',
         )
-    entries[key_of(namespace, name)] = identity_of_service_account(
-        namespace, name, annotations, defaults
-    )
+    key = key_of(namespace, name)
+    try:
+        entries[key] = identity_of_service_account(namespace, name, annotations, defaults)
+    except Exception as exc:  # one object must not cost the whole file
+        logger.error(
+            "%s: %s (ServiceAccount %s) skipped: %s", source, where, key, type(exc).__name__
+        )
+        if on_skip is not None:
+            on_skip(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
@@ -9,7 +10,26 @@ from webhook.sources.identities import identity_of_service_account
 from webhook.sources.store import ServiceAccountStore
 from webhook.types import JsonObject
 
+logger = logging.getLogger(__name__)
+
 CacheReport = Callable[[int, bool], None]  # (entries in the cache, some entry has a role)
+# (annotations without the prefix) of one object whose values were ignored or adjusted
+InvalidReport = Callable[[tuple[str, ...]], None]
+
+
+def report_invalid(
+    identity: ServiceAccountIdentity, what: str, count: InvalidReport | None
+) -> None:
+    """Log and count annotations ignored or adjusted; the values themselves are never logged."""
+    if not identity.invalid:
+        return
+    logger.warning(
+        "%s: annotation %s ignored or adjusted (see the admission warning)",
+        what,
+        ", ".join(identity.invalid),
+    )
+    if count is not None:
+        count(identity.invalid)
 
 
 def annotations_of(obj: JsonObject) -> dict[str, str]:
@@ -28,11 +48,17 @@ class ServiceAccountSink:
     """
 
     def __init__(
-        self, store: ServiceAccountStore, defaults: IdentityDefaults, *, report: CacheReport
+        self,
+        store: ServiceAccountStore,
+        defaults: IdentityDefaults,
+        *,
+        report: CacheReport,
+        count_invalid: InvalidReport | None = None,
     ) -> None:
         self.store = store
         self.defaults = defaults
         self._report = report
+        self._count_invalid = count_invalid
         self._interned: dict[ServiceAccountIdentity, ServiceAccountIdentity] = {}
 
     # thread side
@@ -42,6 +68,7 @@ class ServiceAccountSink:
 
     def convert(self, namespace: str, name: str, obj: JsonObject) -> ServiceAccountIdentity:
         identity = identity_of_service_account(namespace, name, annotations_of(obj), self.defaults)
+        report_invalid(identity, f"ServiceAccount {namespace}/{name}", self._count_invalid)
         return self._interned.setdefault(identity, identity)
 
     # loop side

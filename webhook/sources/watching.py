@@ -1,9 +1,13 @@
 """List-then-watch of one Kubernetes collection, in three layers (as kopf's watching.py).
 
-- `infinite_watch` restarts `continuous_watch` forever, backing off after errors;
-- `continuous_watch` lists (page by page), then watches from the list's resourceVersion,
-  and returns to force a re-list on 410 Gone or when the resync period is over;
+- `infinite_watch` restarts `continuous_watch` forever, waiting a back-off before each restart;
+- `continuous_watch` lists (page by page), then watches from the list's resourceVersion, and
+  returns to force a re-list on 410 Gone or when a watch ends right after it started;
 - the requests themselves (`WatchRequests`, built in kubeapi.py) know nothing of this.
+
+The back-off is client-go's reflector's: it applies to every restart whatever the reason, and
+starts over only once a watch has lived a while, so a watch that breaks right after connecting
+cannot turn into a LIST storm (docs/cluster.md, "Back-off").
 
 These run in a background thread (the kubernetes client is synchronous). Nothing here
 touches the cache: callers consume the yielded events and hand them to the event loop.
@@ -12,7 +16,6 @@ touches the cache: callers consume the yielded events and hand them to the event
 from __future__ import annotations
 
 import logging
-import math
 import random
 import threading
 import time
@@ -26,10 +29,14 @@ from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_SECONDS = 0.25
+# client-go's reflector: NewExponentialBackoffManager(800ms, 30s, 2m, 2.0, 1.0)
+BACKOFF_INITIAL_SECONDS = 0.8
 BACKOFF_MAX_SECONDS = 30.0
-# Without a resync period, a watch still ends now and then, as client-go's do (5 minutes).
-MAX_WATCH_SECONDS = 300
+BACKOFF_RESET_SECONDS = 120.0
+# A watch ends itself after a random 5 to 10 minutes, as client-go's do.
+MIN_WATCH_SECONDS = 300
+# client-go's "very short watch": ended this soon with no event, it counts as a failure.
+SHORT_WATCH_SECONDS = 1.0
 
 
 class WatchRequests(Protocol):
@@ -51,7 +58,7 @@ class Bookmark(Enum):
 
 class Restart(Enum):
     EXPIRED = "expired"  # 410 Gone
-    RESYNC = "resync"  # the resync period is over
+    CLOSED = "closed"  # the watch ended at once with no event
     ERROR = "error"
 
 
@@ -80,12 +87,18 @@ def _resource_version(obj: JsonObject) -> str:
 def continuous_watch(
     requests: WatchRequests,
     *,
-    resync_period: float,
     stop: threading.Event,
     clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
 ) -> Iterator[Event | Bookmark | Restart]:
-    """List, then watch; yields a final Restart saying why it stopped (never raises 410)."""
-    deadline = clock() + resync_period if resync_period > 0 else math.inf
+    """List, then watch; yields a final Restart saying why it stopped (never raises 410).
+
+    The caller logs each restart (with its wait); the details here are debug lines.
+
+    A watch that ends normally (its timeout) is followed by the next one from the last
+    resourceVersion, with no list: only 410 or a failure costs the API server a LIST.
+    """
+    rng = rng or random.Random()
     yield Bookmark.LISTING
     continue_token: str | None = None
     try:
@@ -97,7 +110,7 @@ def continuous_watch(
                 break
             continue_token = page.continue_token
     except ResourceExpired as exc:
-        logger.info("%s: list continuation expired (%s); listing again", requests.what, exc)
+        logger.debug("%s: list continuation expired (%s); listing again", requests.what, exc)
         yield Restart.EXPIRED
         return
     except KubeApiError as exc:
@@ -106,13 +119,12 @@ def continuous_watch(
     yield Bookmark.LISTED
 
     while not stop.is_set():
-        remaining = deadline - clock()
-        if remaining <= 0:
-            yield Restart.RESYNC
-            return
-        timeout = max(1, math.ceil(min(remaining, MAX_WATCH_SECONDS)))
+        timeout = round(MIN_WATCH_SECONDS * (1 + rng.random()))
+        started = clock()
+        events = 0
         try:
             for raw in requests.watch(resource_version, timeout_seconds=timeout):
+                events += 1
                 kind = raw.get("type")
                 body = raw.get("object")
                 if not isinstance(body, dict):
@@ -124,7 +136,7 @@ def continuous_watch(
                     code = body.get("code")
                     message = body.get("message") or body.get("reason") or ""
                     if code == 410:
-                        logger.info(
+                        logger.debug(
                             "%s: resourceVersion %s expired (%s); listing again",
                             requests.what,
                             resource_version,
@@ -143,58 +155,79 @@ def continuous_watch(
                 if stop.is_set():
                     return
         except ResourceExpired as exc:
-            logger.info("%s: %s; listing again", requests.what, exc)
+            logger.debug("%s: %s; listing again", requests.what, exc)
             yield Restart.EXPIRED
             return
         except KubeApiError as exc:
             raise WatchError(str(exc)) from exc
+        if not events and clock() - started < SHORT_WATCH_SECONDS and not stop.is_set():
+            logger.debug("%s: watch ended at once with no event; listing again", requests.what)
+            yield Restart.CLOSED
+            return
 
 
 class Backoff:
-    """Capped exponential back-off with jitter; `reset` after a success."""
+    """Exponential back-off with jitter and a cap, as client-go's ExponentialBackoffManager.
+
+    Each delay is the previous one doubled, times a random factor in [1, 2), at most `maximum`.
+    It starts over from `initial` only when more than `reset_after` seconds passed since the
+    previous delay was taken, i.e. after the attempt in between lived that long.
+    """
 
     def __init__(
         self,
         initial: float = BACKOFF_INITIAL_SECONDS,
         maximum: float = BACKOFF_MAX_SECONDS,
+        *,
+        reset_after: float = BACKOFF_RESET_SECONDS,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.initial = initial
         self.maximum = maximum
-        self._next = initial
+        self.reset_after = reset_after
+        self._step = initial
+        self._last: float | None = None
         self._rng = rng or random.Random()
+        self._clock = clock
 
     def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay * self._rng.uniform(0.8, 1.0)
+        now = self._clock()
+        if self._last is not None and now - self._last > self.reset_after:
+            self._step = self.initial
+        self._last = now
+        delay = self._step
+        self._step = min(self._step * 2, self.maximum)
+        return min(delay * (1 + self._rng.random()), self.maximum)
 
-    def reset(self) -> None:
-        self._next = self.initial
+
+RestartHook = Callable[[Restart, str, float], None]  # (reason, error, seconds until the restart)
 
 
 def infinite_watch(
     requests: WatchRequests,
     *,
-    resync_period: float,
     stop: threading.Event,
-    on_restart: Callable[[Restart, str], None],
+    on_restart: RestartHook,
     backoff: Backoff | None = None,
     _iterations: int | None = None,
 ) -> Iterator[Event | Bookmark]:
-    """Keep the collection watched until `stop` is set; `on_restart(reason, error)` each restart."""
+    """Keep the collection watched until `stop` is set, backing off before every restart."""
     backoff = backoff or Backoff()
     iterations = 0
     while not stop.is_set() and (_iterations is None or iterations < _iterations):
         iterations += 1
+        reason, error = Restart.CLOSED, ""
         try:
-            for item in continuous_watch(requests, resync_period=resync_period, stop=stop):
+            for item in continuous_watch(requests, stop=stop):
                 if isinstance(item, Restart):
-                    on_restart(item, "")
+                    reason = item
                     break
-                if item is Bookmark.LISTED:
-                    backoff.reset()
                 yield item
         except WatchError as exc:
-            on_restart(Restart.ERROR, str(exc))
-            stop.wait(backoff.next())
+            reason, error = Restart.ERROR, str(exc)
+        if stop.is_set():
+            return
+        delay = backoff.next()
+        on_restart(reason, error, delay)
+        stop.wait(delay)

@@ -326,7 +326,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--watch-config-map",
         "also read identities from ConfigMap pod-identity-webhook in --namespace",
     )
-    _duration_flag(k, "--resync-period", "period of the ServiceAccount re-list (default 60s)")
+    _duration_flag(
+        k,
+        "--resync-period",
+        "upstream's informer resync: sends no API request; readiness fails once the watch "
+        "has failed for 3 periods (default 60s)",
+    )
     _duration_flag(
         k,
         "--service-account-lookup-grace-period",

@@ -65,9 +65,12 @@ lock:
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -i '^pod-identity-webhook'; } > requirements.lock
 	rm -rf $(LOCK_VENV)
 
-IMAGE ?= pod-identity-webhook:dev
+# The image, tagged with the package version. Starts dockerd when no engine answers, and builds
+# a stand-in python:3.11-slim where no registry is reachable (hack/image/, docs/deploy.md).
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' webhook/__init__.py)
+IMAGE ?= pod-identity-webhook:$(VERSION)
 image:
-	docker build -t $(IMAGE) .
+	hack/image/build.sh $(IMAGE)
 
 # Certificates for manifests/overlays/selfsigned (its secretGenerator reads them).
 SELFSIGNED_CERTS := manifests/overlays/selfsigned/certs

@@ -14,7 +14,6 @@ import ipaddress
 import json
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ import pytest
 from tests.support.admission import APP_SERVICE_ACCOUNT, eventually, review
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, write_certs
-from tests.test_tls import _secret_volume
+from tests.test_tls import Load, _secret_volume
 from webhook import __version__
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -233,46 +232,6 @@ def check_rotation(box: Container, volume: Path, first: CertFiles, second: CertF
     return time.monotonic() - swapped
 
 
-class Load:
-    """Admission requests in a loop, each on a new connection, until the server refuses one."""
-
-    def __init__(self, box: Container, *cafiles: Path) -> None:
-        self.client = box.client(*cafiles, keepalive=False)
-        self.ok = 0
-        self.refused = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            body = review("team-a", "app")
-            try:
-                answer = self.client.post("/mutate", content=orjson.dumps(body), headers=JSON)
-            except httpx.ConnectError:
-                # not accepted any more (the endpoint is gone): kube-apiserver tries another
-                self.refused += 1
-                time.sleep(0.05)
-                continue
-            except httpx.HTTPError as exc:
-                self.failures.append(repr(exc))  # accepted, then dropped: a failed admission
-                continue
-            if answer.status_code == 200 and "patch" in answer.json()["response"]:
-                self.ok += 1
-            else:
-                self.failures.append(f"{answer.status_code} {answer.text[:200]}")
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
-        self.client.close()
-
-
 def test_image_is_lean_compiled_and_labelled(image: str) -> None:
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", image))
     revision = subprocess.run(
@@ -313,21 +272,28 @@ print(len(gone), len(tools), len(sources), len(uncompiled), gone, tools, uncompi
     assert size - base < 90e6, f"image {size / 1e6:.0f} MB on a {base / 1e6:.0f} MB base"
 
 
+def locked_down(volume: Path, tmp_path: Path) -> list[str]:
+    """docker run flags for the manifests' securityContext, certificates and ServiceAccounts."""
+    accounts = tmp_path / "sa"
+    accounts.mkdir()
+    (accounts / "sa.yaml").write_text(APP_SERVICE_ACCOUNT)
+    return [
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        f"--volume={volume}:{CERTS}:ro",
+        f"--volume={accounts}:/etc/webhook/sa:ro",
+    ]
+
+
 def test_runs_as_the_deployment_runs_it(
     image: str, tmp_path: Path, secret_volume: tuple[Path, CertFiles, CertFiles]
 ) -> None:
     volume, first, second = secret_volume
-    accounts = tmp_path / "sa"
-    accounts.mkdir()
-    (accounts / "sa.yaml").write_text(APP_SERVICE_ACCOUNT)
     hardened = [
-        "--read-only",
         "--user=65532:65532",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
         "--tmpfs=/tmp:size=1m",  # the manifests' emptyDir (medium: Memory, sizeLimit: 1Mi)
-        f"--volume={volume}:{CERTS}:ro",
-        f"--volume={accounts}:/etc/webhook/sa:ro",
+        *locked_down(volume, tmp_path),
     ]
     with container(image, hardened, DEPLOYMENT_ARGS) as box:
         box.wait_ready()
@@ -340,7 +306,7 @@ def test_runs_as_the_deployment_runs_it(
         assert 'pod_identity_webhook_config_reloads_total{result="success",source="tls"} 1.0' in (
             reloads
         )
-        with Load(box, second.ca) as load:
+        with Load(f"https://127.0.0.1:{box.https_port}", second.ca) as load:
             eventually(lambda: load.ok > 20, True)
             stopping = time.monotonic()
             docker("stop", f"--time={GRACE_SECONDS + 20}", box.name, timeout=60)
@@ -407,17 +373,7 @@ def test_webhook_entry_runs_where_every_capability_is_dropped(
     image: str, tmp_path: Path, secret_volume: tuple[Path, CertFiles, CertFiles]
 ) -> None:
     volume, first, _ = secret_volume
-    accounts = tmp_path / "sa"
-    accounts.mkdir()
-    (accounts / "sa.yaml").write_text(APP_SERVICE_ACCOUNT)
-    run = [
-        "--read-only",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
-        "--entrypoint=/webhook",
-        f"--volume={volume}:{CERTS}:ro",
-        f"--volume={accounts}:/etc/webhook/sa:ro",
-    ]
+    run = ["--entrypoint=/webhook", *locked_down(volume, tmp_path)]
     with container(image, run, DEPLOYMENT_ARGS) as box:
         box.wait_ready()
         with box.client(first.ca) as client:

@@ -28,7 +28,7 @@ import pytest
 from tests.support.admission import APP_SERVICE_ACCOUNT, eventually, review
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, write_certs
-from tests.test_tls import Load, _secret_volume
+from tests.test_tls import Load, _secret_volume, _serial, serial_at
 from webhook import __version__
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -107,30 +107,6 @@ def secret_volume(tmp_path: Path) -> Iterator[tuple[Path, CertFiles, CertFiles]]
     _secret_volume(volume, first, 1)
     volume.chmod(0o755)
     yield volume, first, second
-
-
-def serial_served(port: int, *cafiles: Path) -> int:
-    import socket
-    import ssl
-
-    from cryptography import x509
-
-    context = ssl.create_default_context()
-    for cafile in cafiles:
-        context.load_verify_locations(cafile=str(cafile))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
-    ):
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
-
-
-def pem_serial(path: Path) -> int:
-    from cryptography import x509
-
-    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
 
 
 @dataclass
@@ -220,15 +196,15 @@ def mutated_role(client: httpx.Client) -> str | None:
 
 def check_rotation(box: Container, volume: Path, first: CertFiles, second: CertFiles) -> float:
     """Swap the Secret volume to `second`; seconds until new handshakes get it."""
-    assert serial_served(box.https_port, first.ca) == pem_serial(first.cert)
+    assert serial_at(box.https_port, first.ca) == _serial(first.cert)
     swapped = time.monotonic()
     _secret_volume(volume, second, 2)
     served = eventually(
-        lambda: serial_served(box.https_port, first.ca, second.ca),
-        pem_serial(second.cert),
+        lambda: serial_at(box.https_port, first.ca, second.ca),
+        _serial(second.cert),
         timeout=10,
     )
-    assert served == pem_serial(second.cert), box.logs()
+    assert served == _serial(second.cert), box.logs()
     return time.monotonic() - swapped
 
 

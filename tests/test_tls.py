@@ -95,10 +95,14 @@ def _port(webhook: RunningWebhook) -> int:
 
 
 def served_serial(webhook: RunningWebhook, *cafiles: Path) -> int:
-    """Serial number of the certificate a new TLS handshake is given."""
+    return serial_at(_port(webhook), *cafiles)
+
+
+def serial_at(port: int, *cafiles: Path) -> int:
+    """Serial number of the certificate a new TLS handshake on 127.0.0.1:port is given."""
     context = _context(*cafiles)
     with (
-        socket.create_connection(("127.0.0.1", _port(webhook)), timeout=5) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
     ):
         der = conn.getpeercert(binary_form=True)

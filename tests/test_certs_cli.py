@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import ipaddress
 import shutil
@@ -182,14 +183,17 @@ def test_patch_manifest_sets_every_webhooks_ca_bundle(
 ) -> None:
     manifest = tmp_path / "webhooks.yaml"
     other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}}
-    manifest.write_text(BASE_WEBHOOKS.read_text() + "---\n" + yaml.safe_dump(other))
+    original = yaml.safe_load(BASE_WEBHOOKS.read_text())
+    # the base has one webhook; a second, as the fargate component adds, must get one too
+    second = {**copy.deepcopy(original["webhooks"][0]), "name": "second.webhook.example.com"}
+    original["webhooks"].append(second)
+    manifest.write_text(yaml.safe_dump(original) + "---\n" + yaml.safe_dump(other))
     code, stdout, stderr = certs(
         capsys, "--out", str(tmp_path / "certs"), "--patch-manifest", str(manifest)
     )
     assert code == 0 and f"wrote caBundle into {manifest}" in stderr
     config, kept = yaml.safe_load_all(manifest.read_text())
     assert kept == other
-    original = yaml.safe_load(BASE_WEBHOOKS.read_text())
     assert len(config["webhooks"]) == len(original["webhooks"]) == 2
     ca = (tmp_path / "certs/ca.crt").read_bytes()
     for patched, before in zip(config["webhooks"], original["webhooks"], strict=True):

@@ -107,18 +107,67 @@ def runtime_closure() -> dict[str, str]:
     return seen
 
 
-def test_dockerfile_has_a_build_and_a_runtime_stage_on_slim_python() -> None:
+def test_no_syntax_directive_so_builds_need_no_registry() -> None:
+    # BuildKit fetches a `# syntax=` frontend from Docker Hub: offline builds would fail
+    first_lines = (ROOT / "Dockerfile").read_text().splitlines()[:5]
+    assert not [
+        line for line in first_lines if line.lower().replace(" ", "").startswith("#syntax=")
+    ]
+
+
+def test_build_then_trimmed_base_then_one_flattened_layer() -> None:
     froms = [i.value for i in DOCKERFILE if i.keyword == "FROM"]
-    assert len(froms) == 2
-    assert froms[0].endswith(" AS build")
+    assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE} AS runtime", "scratch"]
     args = dict(i.value.split("=", 1) for i in DOCKERFILE if i.keyword == "ARG" and "=" in i.value)
     assert args["PYTHON_IMAGE"] == "python:3.11-slim"
-    assert froms[1] == "${PYTHON_IMAGE}"
-    runtime = stages()[-1]
+    build, runtime, final_stage = stages()
     # the runtime stage gets the virtual environment only, never the sources or a compiler
-    copies = [i.value for i in runtime if i.keyword == "COPY"]
-    assert copies == ["--from=build /opt/webhook /opt/webhook"]
-    assert not [i for i in runtime if i.keyword == "RUN"]
+    assert [i.value for i in runtime if i.keyword == "COPY"] == [
+        "--from=build /opt/webhook /opt/webhook"
+    ]
+    (trim,) = [i.value for i in runtime if i.keyword == "RUN"]
+    assert "compileall" in trim and "site-packages/pip*" in trim and "ensurepip" in trim
+    # the final image is that stage as one layer: deleted files do not linger underneath
+    assert [i.value for i in final_stage if i.keyword == "COPY"] == ["--from=runtime / /"]
+    assert not [i for i in final_stage if i.keyword == "RUN"]
+    build_runs = " ".join(i.value for i in build if i.keyword == "RUN")
+    assert "pip uninstall --yes --quiet pip setuptools" in build_runs
+    assert '"$site"/kubernetes/aio' in build_runs
+
+
+def test_pip_settings_are_build_arguments_of_the_build_stage_only() -> None:
+    build = stages()[0]
+    declared = {i.value.split("=")[0] for i in build if i.keyword == "ARG"}
+    assert {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"} <= declared
+    later = " ".join(i.value for stage in stages()[1:] for i in stage)
+    assert "PIP_" not in later
+
+
+def test_oci_labels_carry_version_revision_source_and_license() -> None:
+    labels = " ".join(i.value for i in stages()[-1] if i.keyword == "LABEL")
+    found = dict(re.findall(r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', labels))
+    assert found["org.opencontainers.image.version"] == "${VERSION}"
+    assert found["org.opencontainers.image.revision"] == "${REVISION}"
+    assert found["org.opencontainers.image.source"] == "${SOURCE}"
+    assert found["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    build = (ROOT / "hack/image/build.sh").read_text()
+    assert '--build-arg "VERSION=$VERSION"' in build and '--build-arg "REVISION=$REVISION"' in build
+
+
+def test_upstream_entry_point_runs_the_console_script() -> None:
+    (script,) = PYPROJECT["project"]["scripts"]
+    wrapper = (ROOT / "hack/image/webhook.sh").read_text()
+    assert wrapper.startswith("#!/bin/sh\n")
+    assert f'"$BIN/{script}" "$@"' in wrapper
+    build, runtime, _ = stages()
+    assert any(
+        i.value == "hack/image/webhook.sh /opt/webhook/bin/webhook"
+        for i in build
+        if i.keyword == "COPY"
+    )
+    assert "ln -s /opt/webhook/bin/webhook /webhook" in " ".join(
+        i.value for i in runtime if i.keyword == "RUN"
+    )
 
 
 def test_every_copy_source_exists_and_passes_dockerignore() -> None:
@@ -135,7 +184,13 @@ def test_every_copy_source_exists_and_passes_dockerignore() -> None:
             continue
         *names, _destination = instruction.value.split()
         sources += names
-    assert sources == ["requirements.lock", "pyproject.toml", "README.md", "webhook"]
+    assert sources == [
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "webhook",
+        "hack/image/webhook.sh",
+    ]
     for source in sources:
         assert (ROOT / source).exists(), f"Dockerfile COPY {source}: no such file"
         assert any(fnmatch.fnmatch(source, pattern) for pattern in allowed), (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -78,9 +79,9 @@ def test_script_is_strict_and_executable() -> None:
 
 
 def test_everything_it_applies_exists_and_is_built_by_the_manifest_tests() -> None:
-    kustomizations = arguments_after("-k", "apply")
-    assert kustomizations == ["hack/kind"]
-    assert set(kustomizations) <= set(BUILDS)
+    # a scratch copy of hack/kind, which the manifest tests build as it is
+    assert arguments_after("-k", "apply") == ["$DEPLOY/hack/kind"]
+    assert "hack/kind" in BUILDS
     assert (ROOT / "hack/kind/kustomization.yaml").is_file()
     # hack/kind deploys the selfsigned overlay, which the manifest tests build on its own too
     overlay = yaml.safe_load((KIND / "kustomization.yaml").read_text())
@@ -132,9 +133,8 @@ def test_image_and_certificates_match_what_the_manifests_expect(tmp_path: Path) 
     name, tag = image.split(":")
     (override,) = yaml.safe_load((KIND / "kustomization.yaml").read_text())["images"]
     assert (override["newName"], override["newTag"]) == (name, tag)
-    for words in commands():
-        if words[:2] == ["docker", "build"]:
-            assert words[-1] == "." and (ROOT / "Dockerfile").is_file()
+    assert ["hack/image/build.sh", "$IMAGE"] in commands()
+    assert not [w for w in commands() if w[:2] == ["docker", "build"]]  # the build script's job
     # the certificates land where the selfsigned overlay's secretGenerator reads them
     certs = variable("CERTS")
     generator = yaml.safe_load(
@@ -147,6 +147,7 @@ def test_image_and_certificates_match_what_the_manifests_expect(tmp_path: Path) 
     assert certs == "manifests/overlays/selfsigned/certs"
     # ... for the Service the webhooks call
     (cert_command,) = [w for w in commands() if "certs" in w and "--out" in w]
+    assert cert_command[cert_command.index("--out") + 1] == "$DEPLOY/$CERTS"
     service = cert_command[cert_command.index("--service") + 1]
     namespace = cert_command[cert_command.index("--namespace") + 1]
     assert namespace == "$WEBHOOK_NS"
@@ -222,3 +223,122 @@ def test_the_fargate_pod_matches_the_profile_the_kind_overlay_mounts() -> None:
     assert selector["labels"].items() <= pod["metadata"]["labels"].items()
     assert f'"{profile["name"]}"' in TEXT  # the profile label the script expects
     assert '"fargate-scheduler"' in TEXT
+
+
+def scratch_deploy_lines() -> str:
+    lines = TEXT.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('log "serving certificate'))
+    end = next(i for i, line in enumerate(lines) if line.startswith("kubectl apply -k"))
+    return "\n".join(lines[start + 1 : end])
+
+
+def test_deploying_never_writes_the_working_tree(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "manifests", repo / "manifests")
+    shutil.copytree(KIND, repo / "hack/kind")
+    # an operator's own selfsigned certificates, which a run must leave alone
+    certs = repo / variable("CERTS")
+    certs.mkdir(parents=True, exist_ok=True)
+    (certs / "tls.crt").write_text("mine")
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    cli = Path(sys.executable).parent / "pod-identity-webhook"
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            f'log() {{ :; }}; WEBHOOK_CLI="{cli}"; DEPLOY="{tmp_path}/work/deploy"',
+            *(f'{name}="{variable(name)}"' for name in ("CERTS", "KEYS", "WEBHOOK_NS")),
+            scratch_deploy_lines(),
+        ]
+    )
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    after = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    assert after == before
+    built = kustomize(tmp_path / "work/deploy/hack/kind")
+    secret = one(built, "Secret")
+    assert base64.b64decode(secret["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE")
+
+
+def test_node_image_is_pinned_by_digest() -> None:
+    (node,) = yaml.safe_load((KIND / "cluster.yaml").read_text())["nodes"]
+    assert re.fullmatch(r"kindest/node:v1\.30\.\d+@sha256:[0-9a-f]{64}", node["image"])
+
+
+def test_a_failed_run_leaves_events_and_logs_where_ci_uploads_them() -> None:
+    assert "trap cleanup EXIT" in TEXT
+    cleanup = TEXT[TEXT.index("cleanup() {") :]
+    assert 'if [[ "$status" != 0 ]]; then\n    collect_logs' in cleanup
+    for wanted in (
+        "get events --all-namespaces",
+        "logs deployment/pod-identity-webhook",
+        "kind export logs",
+    ):
+        assert wanted in TEXT
+    workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    (upload,) = [
+        s for s in workflow["jobs"]["e2e"]["steps"] if "upload-artifact" in s.get("uses", "")
+    ]
+    assert 'LOGS="${E2E_LOGS:-build/e2e-logs}"' in TEXT
+    assert upload["with"]["path"] == "build/e2e-logs/"
+
+
+def test_the_issuer_the_script_expects_is_the_clusters(tmp_path: Path) -> None:
+    config = yaml.safe_load((KIND / "cluster.yaml").read_text())
+    (patch,) = [yaml.safe_load(p) for p in config["kubeadmConfigPatches"]]
+    assert variable("ISSUER") == patch["apiServer"]["extraArgs"]["service-account-issuer"]
+
+
+def _token_check(tmp_path: Path, token: str, public_key: Path, keys: Path, issuer: str) -> str:
+    (tmp_path / "token").write_text(token)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(KIND / "check-token.py"),
+            str(tmp_path / "token"),
+            str(keys),
+            str(public_key),
+            issuer,
+            "system:serviceaccount:e2e:s3-reader",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stderr if result.returncode else "ok"
+
+
+def test_token_check_accepts_what_sts_would_and_names_what_it_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    issuer = variable("ISSUER")
+    keys = {}
+    for name in ("cluster", "other"):
+        assert main(["oidc", "keygen", "--out", str(tmp_path / name)]) == 0
+        keys[name] = tmp_path / name / "sa-signer.key", tmp_path / name / "sa-signer.pub"
+    capsys.readouterr()
+    assert main(["oidc", "jwks", "--public-key", str(keys["cluster"][1])]) == 0
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(capsys.readouterr().out)
+
+    def token(key: Path, iss: str) -> str:
+        args = ["oidc", "token", "--private-key", str(key), "--issuer", iss]
+        assert main([*args, "--subject", "system:serviceaccount:e2e:s3-reader"]) == 0
+        return capsys.readouterr().out.strip()
+
+    public = keys["cluster"][1]
+    assert _token_check(tmp_path, token(keys["cluster"][0], issuer), public, jwks, issuer) == "ok"
+    wrong_issuer = _token_check(
+        tmp_path, token(keys["cluster"][0], issuer + "/other"), public, jwks, issuer
+    )
+    assert "iss is" in wrong_issuer
+    foreign = _token_check(tmp_path, token(keys["other"][0], issuer), public, jwks, issuer)
+    assert "is not in keys.json" in foreign and "does not verify" in foreign
+    # the claims signed, then changed: the signature check alone catches it
+    header, payload, signature = token(keys["cluster"][0], issuer).split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "system:serviceaccount:kube-system:admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    tampered = _token_check(tmp_path, f"{header}.{forged}.{signature}", public, jwks, issuer)
+    assert "does not verify" in tampered

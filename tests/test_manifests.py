@@ -36,8 +36,13 @@ BUILDS = (
     "manifests/overlays/strict",
     "hack/kind",
 )
-DEPLOYABLE = BUILDS[1:]  # base has no certificate on purpose
-STRICT = ("manifests/overlays/strict",)
+# every optional component, each built on the cert-manager overlay as an operator would add it
+COMPONENTS = ("fargate", "monitoring", "network-policy", "strict")
+COMPONENT_BUILDS = tuple(f"with-component/{name}" for name in COMPONENTS)
+ALL_BUILDS = BUILDS + COMPONENT_BUILDS
+DEPLOYABLE = ALL_BUILDS[1:]  # base has no certificate on purpose
+STRICT = ("manifests/overlays/strict", "with-component/strict")
+FARGATE = ("hack/kind", "with-component/fargate")
 
 Objects = list[dict[str, Any]]
 
@@ -70,12 +75,20 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     certs = root / "manifests/overlays/selfsigned/certs"
     shutil.rmtree(certs, ignore_errors=True)
     assert main(["certs", "--out", str(certs)]) == 0
+    for name in COMPONENTS:
+        overlay = root / "with-component" / name
+        overlay.mkdir(parents=True)
+        (overlay / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources: [../../manifests/overlays/cert-manager]\n"
+            f"components: [../../manifests/components/{name}]\n"
+        )
     return root
 
 
 @pytest.fixture(scope="module")
 def built(workspace: Path) -> dict[str, Objects]:
-    return {name: kustomize(workspace / name) for name in BUILDS}
+    return {name: kustomize(workspace / name) for name in ALL_BUILDS}
 
 
 def one(objects: Objects, kind: str, name: str | None = None) -> dict[str, Any]:
@@ -137,14 +150,14 @@ def intercepts(webhook: dict[str, Any], *, namespace: str, labels: dict[str, str
     )
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_every_object_validates_against_the_kubernetes_schemas(
     build: str, built: dict[str, Objects]
 ) -> None:
     checked = 0
     for obj in built[build]:
-        if obj["apiVersion"].startswith("cert-manager.io/"):
-            continue  # a CRD: test_cert_manager_certificate_feeds_the_deployment checks these
+        if obj["apiVersion"].startswith(("cert-manager.io/", "monitoring.coreos.com/")):
+            continue  # CRDs: test_cert_manager_* and test_monitoring_* check these
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -153,7 +166,7 @@ def test_every_object_validates_against_the_kubernetes_schemas(
     assert checked >= 10
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_service_and_pdb_select_the_deployment_pods(build: str, built: dict[str, Objects]) -> None:
     objects = built[build]
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
@@ -164,7 +177,7 @@ def test_service_and_pdb_select_the_deployment_pods(build: str, built: dict[str,
     assert pdb["spec"]["minAvailable"] < one(objects, "Deployment")["spec"]["replicas"]
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_webhooks_call_the_service_on_the_admission_paths(
     build: str, built: dict[str, Objects]
 ) -> None:
@@ -173,7 +186,7 @@ def test_webhooks_call_the_service_on_the_admission_paths(
     https = container(objects)["ports"]
     by_port = {p["port"]: p for p in service["spec"]["ports"]}
     paths = {}
-    for name in (IDENTITY_WEBHOOK, FARGATE_WEBHOOK):
+    for name in (IDENTITY_WEBHOOK, FARGATE_WEBHOOK) if build in FARGATE else (IDENTITY_WEBHOOK,):
         ref = webhook_named(objects, name)["clientConfig"]["service"]
         assert (ref["name"], ref["namespace"]) == (
             service["metadata"]["name"],
@@ -183,10 +196,12 @@ def test_webhooks_call_the_service_on_the_admission_paths(
         (served,) = [p for p in https if target in (p["name"], p["containerPort"])]
         assert served["containerPort"] == serve_settings(objects).port
         paths[name] = ref["path"]
-    assert paths == {IDENTITY_WEBHOOK: MUTATE_PATH, FARGATE_WEBHOOK: FARGATE_PATH}
+    expected = {IDENTITY_WEBHOOK: MUTATE_PATH, FARGATE_WEBHOOK: FARGATE_PATH}
+    assert paths == {name: expected[name] for name in paths}
+    assert len(one(objects, "MutatingWebhookConfiguration")["webhooks"]) == len(paths)
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_container_ports_are_the_ports_serve_listens_on(
     build: str, built: dict[str, Objects]
 ) -> None:
@@ -198,7 +213,7 @@ def test_container_ports_are_the_ports_serve_listens_on(
     assert service_targets <= set(ports)
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_serve_args_name_files_the_pod_mounts(build: str, built: dict[str, Objects]) -> None:
     objects = built[build]
     settings = serve_settings(objects)
@@ -208,18 +223,22 @@ def test_serve_args_name_files_the_pod_mounts(build: str, built: dict[str, Objec
     certs = volumes["certs"]["secret"]["secretName"]
     assert settings.tls_cert.parent == settings.tls_key.parent == Path(mounts["certs"])
     assert certs.startswith("pod-identity-webhook-cert")
-    assert settings.fargate_profiles is not None
-    assert settings.fargate_profiles.parent == Path(mounts["fargate-profiles"])
-    profiles = one(objects, "ConfigMap", volumes["fargate-profiles"]["configMap"]["name"])
-    assert isinstance(yaml.safe_load(profiles["data"][settings.fargate_profiles.name]), list)
+    if build in FARGATE:
+        assert settings.fargate_profiles is not None
+        assert settings.fargate_profiles.parent == Path(mounts["fargate-profiles"])
+        profiles = one(objects, "ConfigMap", volumes["fargate-profiles"]["configMap"]["name"])
+        assert isinstance(yaml.safe_load(profiles["data"][settings.fargate_profiles.name]), list)
+    else:  # the base is IRSA only: no Fargate flag, volume or profiles
+        assert settings.fargate_profiles is None
+        assert "fargate-profiles" not in volumes and "fargate-profiles" not in mounts
     assert settings.namespace == one(objects, "Deployment")["metadata"]["namespace"]
-    # TLS reloads write a private copy under the temp dir: it must be writable
+    # nothing needs it (certificate reloads load from memory), but libraries expect a /tmp
     assert mounts["tmp"] == "/tmp" and "emptyDir" in volumes["tmp"]
     if build != "manifests/base":
         assert any(o["kind"] == "Secret" or o["kind"] == "Certificate" for o in objects)
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Objects]) -> None:
     objects = built[build]
     account = one(objects, "ServiceAccount")
@@ -252,7 +271,7 @@ def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Object
     assert role_binding["subjects"] == [subject]
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_webhooks_never_intercept_the_webhooks_own_pods(
     build: str, built: dict[str, Objects]
 ) -> None:
@@ -272,13 +291,15 @@ def test_webhooks_never_intercept_the_webhooks_own_pods(
         )
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_webhook_registration_follows_the_issue(build: str, built: dict[str, Objects]) -> None:
     for webhook in one(built[build], "MutatingWebhookConfiguration")["webhooks"]:
         assert webhook["admissionReviewVersions"] == ["v1", "v1beta1"]
         assert webhook["sideEffects"] == "None"
         assert webhook["reinvocationPolicy"] == "IfNeeded"
         assert 1 <= webhook["timeoutSeconds"] <= 10
+        # the webhook answers within its budget, before kube-apiserver gives up on it
+        assert webhook["timeoutSeconds"] > serve_settings(built[build]).request_time_budget
         assert webhook["rules"] == [
             {
                 "operations": ["CREATE"],
@@ -292,14 +313,15 @@ def test_webhook_registration_follows_the_issue(build: str, built: dict[str, Obj
         assert webhook["failurePolicy"] == ("Fail" if strict_identity else "Ignore")
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_which_pods_each_webhook_sees(build: str, built: dict[str, Objects]) -> None:
     identity = webhook_named(built[build], IDENTITY_WEBHOOK)
-    fargate = webhook_named(built[build], FARGATE_WEBHOOK)
-    for webhook in (identity, fargate):
-        assert intercepts(webhook, namespace="default", labels=OPT_IN_LABEL)
-    # the Fargate webhook sees every other pod in every overlay
-    assert intercepts(fargate, namespace="default", labels={"app": "web"})
+    assert intercepts(identity, namespace="default", labels=OPT_IN_LABEL)
+    if build in FARGATE:
+        # the Fargate webhook sees every pod but its own, whatever the identity webhook does
+        fargate = webhook_named(built[build], FARGATE_WEBHOOK)
+        assert intercepts(fargate, namespace="default", labels=OPT_IN_LABEL)
+        assert intercepts(fargate, namespace="default", labels={"app": "web"})
     if build in STRICT:
         assert not intercepts(identity, namespace="default", labels={"app": "web"})
         assert not intercepts(identity, namespace="kube-system", labels=OPT_IN_LABEL)
@@ -310,7 +332,7 @@ def test_which_pods_each_webhook_sees(build: str, built: dict[str, Objects]) -> 
     assert not intercepts(identity, namespace="default", labels={**OPT_IN_LABEL, **skip})
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_deployment_is_hardened_and_highly_available(build: str, built: dict[str, Objects]) -> None:
     spec = one(built[build], "Deployment")["spec"]
     pod = spec["template"]["spec"]
@@ -331,7 +353,7 @@ def test_deployment_is_hardened_and_highly_available(build: str, built: dict[str
     assert "memory" in resources["limits"]
 
 
-@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("build", ALL_BUILDS)
 def test_probes_use_the_metrics_port(build: str, built: dict[str, Objects]) -> None:
     spec = container(built[build])
     settings = serve_settings(built[build])
@@ -379,6 +401,18 @@ def test_selfsigned_ca_bundle_is_the_generated_ca(
         for webhook in one(objects, "MutatingWebhookConfiguration")["webhooks"]:
             bundle = "".join(webhook["clientConfig"]["caBundle"].split())
             assert base64.b64decode(bundle) == (certs / "ca.crt").read_bytes()
+
+
+@pytest.mark.parametrize("build", DEPLOYABLE)
+def test_kube_apiserver_can_verify_every_webhook(build: str, built: dict[str, Objects]) -> None:
+    # a webhook added by a component after the overlay filled the caBundles would be called
+    # without one, fail TLS, and be skipped by failurePolicy: Ignore without a sign
+    config = one(built[build], "MutatingWebhookConfiguration")
+    injected = "cert-manager.io/inject-ca-from" in (config["metadata"].get("annotations") or {})
+    for webhook in config["webhooks"]:
+        assert injected or webhook["clientConfig"].get("caBundle"), (
+            f"{build}: {webhook['name']} has no caBundle"
+        )
 
 
 @pytest.mark.parametrize("build", ["manifests/overlays/cert-manager", "manifests/overlays/strict"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +24,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.admission import app_service_account_file, eventually, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
+from webhook.cli import build_parser
+from webhook.server import tls
+from webhook.server.tls import CertificateReloader, build_server_context, certificate_expiry
+from webhook.settings import SettingsError, settings_from_args
 
 JSON = {"Content-Type": "application/json"}
 
@@ -88,10 +95,14 @@ def _port(webhook: RunningWebhook) -> int:
 
 
 def served_serial(webhook: RunningWebhook, *cafiles: Path) -> int:
-    """Serial number of the certificate a new TLS handshake is given."""
+    return serial_at(_port(webhook), *cafiles)
+
+
+def serial_at(port: int, *cafiles: Path) -> int:
+    """Serial number of the certificate a new TLS handshake on 127.0.0.1:port is given."""
     context = _context(*cafiles)
     with (
-        socket.create_connection(("127.0.0.1", _port(webhook)), timeout=5) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
     ):
         der = conn.getpeercert(binary_form=True)
@@ -241,32 +252,42 @@ def test_unreadable_client_ca_stops_start_up_naming_the_flag(
 
 
 class Load:
-    """Requests in a loop from another thread, each on a new connection, counting failures."""
+    """Requests in a loop from another thread, each on a new connection, counting failures.
 
-    def __init__(self, webhook: RunningWebhook, *cafiles: Path) -> None:
+    A connection the server refuses (it stopped accepting, as during shutdown) never carried a
+    request: it is counted apart from failures, which are requests accepted and not answered.
+    """
+
+    def __init__(self, url: str, *cafiles: Path, seconds: float = 60) -> None:
         self.client = httpx.Client(
-            base_url=webhook.url,
+            base_url=url,
             verify=_context(*cafiles),
             limits=httpx.Limits(max_keepalive_connections=0),
             timeout=5,
         )
-        self.body = orjson.dumps(review("team-a", "app"))
         self.ok = 0
+        self.refused = 0
         self.failures: list[str] = []
+        self._deadline = time.monotonic() + seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
             try:
-                answer = self.client.post("/mutate", content=self.body, headers=JSON)
+                body = orjson.dumps(review("team-a", "app"))
+                answer = self.client.post("/mutate", content=body, headers=JSON)
+            except httpx.ConnectError:
+                self.refused += 1
+                time.sleep(0.05)
+                continue
             except httpx.HTTPError as exc:
                 self.failures.append(repr(exc))
                 continue
             if answer.status_code == 200 and "patch" in answer.json()["response"]:
                 self.ok += 1
             else:
-                self.failures.append(f"{answer.status_code} {answer.text}")
+                self.failures.append(f"{answer.status_code} {answer.text[:200]}")
 
     def __enter__(self) -> Load:
         self._thread.start()
@@ -274,7 +295,7 @@ class Load:
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=15)
         self.client.close()
 
 
@@ -287,7 +308,7 @@ def test_rotation_under_continuous_load_drops_nothing_and_serves_the_new_pair(
         tmp_path, "--service-accounts-file", app_service_account_file(tmp_path), certs=old
     ) as webhook:
         assert served_serial(webhook, old.ca) == _serial(old.cert)
-        with Load(webhook, old.ca, new.ca) as load:
+        with Load(webhook.url, old.ca, new.ca) as load:
             time.sleep(0.3)
             # as a naive writer would: the cert first, the key a moment later
             old.cert.write_bytes(new.cert.read_bytes())
@@ -296,7 +317,7 @@ def test_rotation_under_continuous_load_drops_nothing_and_serves_the_new_pair(
             served = eventually(lambda: served_serial(webhook, old.ca, new.ca), _serial(new.cert))
             time.sleep(0.3)
         assert served == _serial(new.cert)
-        assert load.failures == []
+        assert load.failures == [] and load.refused == 0
         assert load.ok > 10
         expiry = x509.load_pem_x509_certificate(new.cert.read_bytes()).not_valid_after_utc
         assert float(
@@ -355,3 +376,134 @@ def test_secret_volume_swap_rejects_mismatched_and_half_written_pairs_then_takes
             third.cert
         )
         assert webhook.log().count("rejected new TLS pair") == 2
+
+
+# -- reloads need no writable path ----------------------------------------------------------
+
+
+class Reloads:
+    """What a CertificateReloader reported: reload results and the expiry it last saw."""
+
+    def __init__(self) -> None:
+        self.results: list[bool] = []
+        self.expiry = 0.0
+
+    def reloader(self, context: ssl.SSLContext, pair: CertFiles) -> CertificateReloader:
+        return CertificateReloader(
+            context,
+            pair.cert,
+            pair.key,
+            on_reload=self.results.append,
+            on_expiry=lambda value: setattr(self, "expiry", value),
+        )
+
+
+def _live(pair: CertFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pair.cert), str(pair.key))
+    return context
+
+
+def _presented(context: ssl.SSLContext, ca: Path) -> int:
+    """Serial of the certificate `context` presents, through an in-memory handshake."""
+    client = ssl.create_default_context(cafile=str(ca))
+    client_in, client_out, server_in, server_out = (ssl.MemoryBIO() for _ in range(4))
+    tls_client = client.wrap_bio(client_in, client_out, server_hostname="localhost")
+    tls_server = context.wrap_bio(server_in, server_out, server_side=True)
+    for _ in range(10):
+        for side in (tls_client, tls_server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    der = tls_client.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_a_reload_writes_nowhere_so_it_works_without_a_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = write_certs(tmp_path / "old"), write_certs(tmp_path / "new")
+    context = _live(old)
+    reloads = Reloads()
+    reloader = reloads.reloader(context, old)
+    # as in the container: read-only root, no /tmp volume, so no temporary directory can be made
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    old.cert.write_bytes(new.cert.read_bytes())
+    old.key.write_bytes(new.key.read_bytes())
+    assert reloader.poll() is True
+    assert reloads.results == [True]
+    assert _presented(context, new.ca) == _serial(new.cert)
+    assert reloads.expiry == pytest.approx(certificate_expiry(new.cert.read_bytes()))
+
+
+def test_a_reload_that_fails_is_logged_counted_once_and_retried_until_it_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = write_certs(tmp_path / "old"), write_certs(tmp_path / "new")
+    context = _live(old)
+    reloads = Reloads()
+    reloader = reloads.reloader(context, old)
+    serving = _serial(old.cert)
+    old.cert.write_bytes(new.cert.read_bytes())
+    old.key.write_bytes(new.key.read_bytes())
+    real_memfd_create = os.memfd_create
+
+    def exhausted(*_: object) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "memfd_create", exhausted)
+    assert [reloader.poll() for _ in range(3)] == [False, False, False]
+    assert reloads.results == [False]  # counted when it starts failing, not on every poll
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "cannot load the new TLS pair" in record.getMessage()
+    assert "Too many open files" in record.getMessage()
+    assert _presented(context, old.ca) == serving
+    monkeypatch.setattr(os, "memfd_create", real_memfd_create)
+    assert reloader.poll() is True
+    assert reloads.results == [False, True]
+    assert _presented(context, new.ca) == _serial(new.cert)
+
+
+def test_an_unexpected_error_in_a_reload_is_logged_and_counted_and_the_loop_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = write_certs(tmp_path / "old"), write_certs(tmp_path / "new")
+    reloads = Reloads()
+    reloader = reloads.reloader(_live(old), old)
+    old.cert.write_bytes(new.cert.read_bytes())
+    old.key.write_bytes(new.key.read_bytes())
+    monkeypatch.setattr(tls, "load_pair", lambda *_: 1 / 0)
+    assert reloader.poll() is False
+    assert reloads.results == [False]
+    assert "ZeroDivisionError" in caplog.text
+    monkeypatch.undo()
+    assert reloader.poll() is True
+
+
+def test_a_pair_that_stays_unreadable_is_a_failure_not_silence(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = write_certs(tmp_path / "pair")
+    reloads = Reloads()
+    reloader = reloads.reloader(_live(pair), pair)
+    pair.key.unlink()
+    assert [reloader.poll(), reloader.poll()] == [False, False]
+    assert reloads.results == [False]
+    assert "cannot read the TLS pair" in caplog.text
+
+
+def test_start_up_fails_naming_the_flags_when_no_reload_could_ever_work(
+    tmp_path: Path, cert_files: CertFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*_: object) -> int:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", unavailable)
+    args = ["serve", "--tls-cert", str(cert_files.cert), "--tls-key", str(cert_files.key)]
+    settings = settings_from_args(build_parser().parse_args(args))
+    with pytest.raises(SettingsError, match="a pair that can be reloaded") as caught:
+        build_server_context(settings)
+    assert "--tls-cert/--tls-key" in str(caught.value)
+    assert "Function not implemented" in str(caught.value)

@@ -60,7 +60,8 @@ class _State:
 
 
 class FakeApiServer:
-    def __init__(self, *, expired_as: str = "event") -> None:
+    def __init__(self, *, expired_as: str = "event", host: str = "127.0.0.1") -> None:
+        self.host = host  # the image test binds the Docker bridge's address, for containers
         self.expired_as = expired_as  # "event": ERROR event with code 410; "http": HTTP 410
         self.requests: list[tuple[str, str]] = []  # (verb, path)
         self._state = _State()
@@ -78,7 +79,7 @@ class FakeApiServer:
 
     def start(self) -> FakeApiServer:
         handler = _make_handler(self)
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server = ThreadingHTTPServer((self.host, self.port), handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -115,7 +116,7 @@ class FakeApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def write_kubeconfig(self, path: Path) -> Path:
         config = {

@@ -5,6 +5,12 @@ the pair is re-read on an interval and compared by content hash (as kopf does). 
 first loaded into a scratch context: a half-written or mismatched pair is rejected and the old
 one stays. Loading into the live context changes what new handshakes present; connections
 already open keep theirs.
+
+OpenSSL loads a pair from paths only, and the bytes loaded must be the bytes hashed, so a reload
+hands it anonymous in-memory files (memfd, read through /proc/self/fd): a reload needs no
+writable path, and runs under a read-only root filesystem with no /tmp (docs/deploy.md). Where
+memfd does not exist (not Linux) a private temporary directory is used, and start-up fails when
+neither works. A reload that fails is logged, counted and retried on the next poll.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -135,7 +142,49 @@ def build_server_context(settings: Settings) -> ssl.SSLContext:
             f"{settings.tls_cert}, {settings.tls_key}",
             f"a PEM certificate and its matching private key ({exc})",
         ) from exc
+    # A rotation must not be the first time the reload path is tried: fail now, not silently later.
+    try:
+        load_pair(
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), *read_pair(settings.tls_cert, settings.tls_key)
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(
+            "--tls-cert/--tls-key",
+            f"{settings.tls_cert}, {settings.tls_key}",
+            "a pair that can be reloaded: reloads load it from in-memory files (memfd and "
+            f"/proc/self/fd) or, where those do not exist, a writable temporary directory ({exc})",
+        ) from exc
     return context
+
+
+@contextlib.contextmanager
+def pair_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
+    """Paths OpenSSL can open that hold exactly `cert` and `key`; nothing on disk if possible."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is None:  # pragma: no cover - not Linux
+        with tempfile.TemporaryDirectory(prefix="webhook-tls-") as directory:
+            cert_copy, key_copy = Path(directory, "tls.crt"), Path(directory, "tls.key")
+            cert_copy.write_bytes(cert)
+            key_copy.touch(mode=0o600)
+            key_copy.write_bytes(key)
+            yield str(cert_copy), str(key_copy)
+        return
+    descriptors: list[int] = []
+    try:
+        for name, data in (("tls.crt", cert), ("tls.key", key)):
+            descriptor = memfd_create(f"webhook-{name}", os.MFD_CLOEXEC)
+            descriptors.append(descriptor)
+            os.write(descriptor, data)
+        yield f"/proc/self/fd/{descriptors[0]}", f"/proc/self/fd/{descriptors[1]}"
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+
+
+def load_pair(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """Load exactly these bytes: a file that changes again meanwhile cannot pair a foreign key."""
+    with pair_files(cert, key) as (cert_path, key_path):
+        context.load_cert_chain(cert_path, key_path)
 
 
 class CertificateReloader:
@@ -157,18 +206,19 @@ class CertificateReloader:
         self._on_expiry = on_expiry
         self._digest = self._current_digest()
         self._rejected: bytes | None = None
+        # the failure being retried: reported when it starts, not again on every poll
+        self._failing: str | None = None
         self._report_expiry()
 
-    def _read(self) -> tuple[bytes, bytes, bytes] | None:
-        try:
-            cert, key = read_pair(self.cert, self.key)
-        except OSError:
-            return None
+    def _read(self) -> tuple[bytes, bytes, bytes]:
+        cert, key = read_pair(self.cert, self.key)
         return cert, key, hashlib.sha256(cert + b"\0" + key).digest()
 
     def _current_digest(self) -> bytes | None:
-        found = self._read()
-        return found[2] if found else None
+        try:
+            return self._read()[2]
+        except OSError:
+            return None
 
     def _report_expiry(self, cert_pem: bytes | None = None) -> None:
         if self._on_expiry is None:
@@ -176,38 +226,52 @@ class CertificateReloader:
         with contextlib.suppress(OSError, ValueError):
             self._on_expiry(certificate_expiry(cert_pem or self.cert.read_bytes()))
 
+    def _failed(self, message: str) -> None:
+        if message == self._failing:
+            return
+        self._failing = message
+        logger.error("%s; serving the old certificate and retrying", message)
+        if self._on_reload:
+            self._on_reload(False)
+
     def poll(self) -> bool:
-        found = self._read()
-        if found is None:
+        """One check: True when a new pair went live. Never raises."""
+        try:
+            return self._poll()
+        except Exception as exc:  # the reload loop must outlive any bug: logged, counted
+            self._failed(f"TLS reload of {self.cert} / {self.key} failed: {exc!r}")
             return False
-        cert, key, digest = found
+
+    def _poll(self) -> bool:
+        try:
+            cert, key, digest = self._read()
+        except OSError as exc:
+            # kubelet swaps the Secret atomically; a pair that stays unreadable is a failure
+            self._failed(f"cannot read the TLS pair {self.cert} / {self.key}: {exc}")
+            return False
         if digest == self._digest or digest == self._rejected:
+            self._failing = None
             return False
-        # Load the very bytes that were read, from a private copy, so a file that changes
-        # again mid-reload can never leave the live context with a cert and a foreign key.
-        with tempfile.TemporaryDirectory(prefix="webhook-tls-") as directory:
-            cert_copy, key_copy = Path(directory, "tls.crt"), Path(directory, "tls.key")
-            cert_copy.write_bytes(cert)
-            key_copy.touch(mode=0o600)
-            key_copy.write_bytes(key)
-            scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            try:
-                scratch.load_cert_chain(str(cert_copy), str(key_copy))
-            except (OSError, ssl.SSLError) as exc:
-                # half-written or mismatched pair: keep serving the old one
-                self._rejected = digest
-                logger.error(
-                    "rejected new TLS pair %s / %s, keeping the old one: %s",
-                    self.cert,
-                    self.key,
-                    exc,
-                )
-                if self._on_reload:
-                    self._on_reload(False)
-                return False
-            self.context.load_cert_chain(str(cert_copy), str(key_copy))
+        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            load_pair(scratch, cert, key)
+        except ssl.SSLError as exc:
+            # half-written or mismatched pair: keep serving the old one until the files change
+            self._rejected = digest
+            self._failing = None
+            logger.error(
+                "rejected new TLS pair %s / %s, keeping the old one: %s", self.cert, self.key, exc
+            )
+            if self._on_reload:
+                self._on_reload(False)
+            return False
+        except OSError as exc:
+            self._failed(f"cannot load the new TLS pair {self.cert} / {self.key}: {exc}")
+            return False
+        load_pair(self.context, cert, key)
         self._digest = digest
         self._rejected = None
+        self._failing = None
         logger.info("reloaded TLS certificate %s", self.cert)
         self._report_expiry(cert)
         if self._on_reload:

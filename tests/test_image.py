@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import ipaddress
 import json
 import shutil
@@ -362,23 +361,7 @@ def test_webhook_entry_runs_where_every_capability_is_dropped(
             assert mutated_role(client) == ROLE
 
 
-def _cli_accepts_upstream_args() -> bool:
-    from webhook.cli import build_parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            build_parser().parse_args(UPSTREAM_ARGS)
-    except SystemExit:
-        return False
-    return True
-
-
-# The drop-in entry (no subcommand, upstream's flags) lives in the CLI, not in the image.
-# Remove this skipif once the CLI accepts them, so the test can never skip silently.
-@pytest.mark.skipif(
-    not _cli_accepts_upstream_args(),
-    reason="the CLI does not accept upstream's flags without a subcommand yet",
-)
+# upstream's deploy/deployment-base.yaml args, run through /webhook as the image's user.
 def test_webhook_entry_with_upstreams_deployment_args_answers_mutate(
     image: str, tmp_path: Path, secret_volume: tuple[Path, CertFiles, CertFiles]
 ) -> None:

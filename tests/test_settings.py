@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.server import CertFiles
+from webhook import __version__
 from webhook.cli import _long_options, build_parser, go_style, main
 from webhook.settings import (
     Settings,
@@ -141,7 +142,7 @@ def test_version_flag_prints_version(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == "0.1.0"
+    assert capsys.readouterr().out.strip() == __version__
 
 
 # Every flag upstream's main.go defines (flag.* calls) and klog v2.140.0's InitFlags adds
@@ -287,7 +288,7 @@ def test_version_on_the_server_prints_and_exits_0(
     except SystemExit as exit_info:  # the top-level --version is argparse's
         code = int(exit_info.code or 0)
     assert code == 0
-    assert capsys.readouterr().out.strip() == "0.1.0"
+    assert capsys.readouterr().out.strip() == __version__
 
 
 def test_no_subcommand_runs_serve_with_the_same_flags(

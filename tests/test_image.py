@@ -283,7 +283,7 @@ def test_runs_as_the_deployment_runs_it(
         assert "pod_identity_webhook_" in box.metrics("/metrics").text
         print(f"rotation served after {check_rotation(box, volume, first, second):.2f}s")
         reloads = box.metrics("/metrics").text
-        assert 'pod_identity_webhook_config_reloads_total{result="success",source="tls"} 1.0' in (
+        assert 'pod_identity_webhook_config_reloads_total{result="success",source="tls"} 1\n' in (
             reloads
         )
         with Load(f"https://127.0.0.1:{box.https_port}", second.ca) as load:

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 ACCEPT_BATCH = 64  # connections taken per wake-up of the listening socket, others wait their turn
 ACCEPT_PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for this long
 REFUSED_LOG_INTERVAL_SECONDS = 10.0  # at most one line per interval about refused connections
+# How long a closing connection waits for the client's TLS close_notify (uvloop's default: 30s).
+TLS_SHUTDOWN_SECONDS = 5.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -131,7 +133,11 @@ class Acceptor:
 
         try:
             await self._loop.connect_accepted_socket(
-                factory, conn, ssl=self._ssl, ssl_handshake_timeout=self._handshake_timeout
+                factory,
+                conn,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_SECONDS,
             )
         except BaseException as exc:
             # Handshake failed, timed out or was cancelled: the protocol never saw the
@@ -152,8 +158,7 @@ class Acceptor:
         for protocol in list(self._connections):
             since = getattr(protocol, "reading_since", None)
             if since is not None and since <= limit:
-                transport = protocol.transport  # type: ignore[attr-defined]
-                if not transport.is_closing():
-                    transport.close()
+                # abort, not close: no TLS goodbye to wait for from a client that stalls
+                protocol.transport.abort()  # type: ignore[attr-defined]
         if not self._closed:
             self._sweep = self._loop.call_later(self._sweep_interval(), self._close_stale)

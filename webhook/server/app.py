@@ -112,6 +112,7 @@ class WebhookApp:
                 service.decide_fargate,
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
+                time_budget=service.settings.request_time_budget,
             ),
         }
 

@@ -25,7 +25,7 @@ ACCEPT_BATCH = 64  # connections taken per wake-up of the listening socket, othe
 ACCEPT_PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for this long
 REFUSED_LOG_INTERVAL_SECONDS = 10.0  # at most one line per interval about refused connections
 # How long a closing connection waits for the client's TLS close_notify (uvloop's default: 30s).
-TLS_SHUTDOWN_SECONDS = 5.0
+TLS_SHUTDOWN_SECONDS = 2.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 

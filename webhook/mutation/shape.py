@@ -23,9 +23,10 @@ def _check_map_of_strings(value: Any, path: str) -> None:
         return
     if not isinstance(value, dict):
         raise InvalidPod(path, "an object of strings")
-    for key, item in value.items():
+    for item in value.values():
         if not isinstance(item, str):
-            raise InvalidPod(f"{path}[{key!r}]", "a string")
+            # the key is the client's: named by where it is, not quoted
+            raise InvalidPod(path, "an object of strings")
 
 
 def _check_named_list(value: Any, path: str, *, name_required: bool) -> None:

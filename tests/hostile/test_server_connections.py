@@ -5,6 +5,7 @@ the defaults are checked in the settings and, in the slow suite, end to end."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -162,3 +163,30 @@ def test_pipelined_requests_past_the_cap_are_all_answered_in_order(
             assert chunk, "the server closed the connection early"
             received += chunk
     assert received.count(b'"patchType":"JSONPatch"') == 20
+
+
+@pytest.mark.slow
+def test_default_deadlines_close_a_silent_tcp_connection_at_10s_and_a_silent_tls_one_at_30s(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
+    ) as webhook:
+        results: dict[str, float] = {}
+
+        def watch(name: str, sock: socket.socket) -> None:
+            with sock:
+                results[name] = seconds_until_closed(sock, limit=40)
+
+        threads = [
+            threading.Thread(
+                target=watch, args=("tcp", socket.create_connection(address(webhook), timeout=5))
+            ),
+            threading.Thread(target=watch, args=("tls", tls_socket(webhook))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=45)
+    assert 9 < results["tcp"] < 11.5
+    assert 29 < results["tls"] < 32

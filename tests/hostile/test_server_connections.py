@@ -28,7 +28,7 @@ def test_default_deadlines_are_10s_for_tls_and_30s_for_a_request() -> None:
     settings = settings_from_args(args)
     assert settings.tls_handshake_timeout == 10.0
     assert settings.request_read_timeout == 30.0
-    assert settings.max_connections == 1000
+    assert settings.max_connections == 512
 
 
 def test_a_connection_that_never_starts_tls_is_closed_at_the_handshake_deadline(

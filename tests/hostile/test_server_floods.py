@@ -91,7 +91,7 @@ def test_100_connections_pipelining_300_large_bodies_stay_under_256mi(
 def test_5000_connections_that_never_start_tls_stay_under_256mi(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
-    raise_open_files(5000 + 1000 + 200)  # this process's sockets, and the server's (inherited)
+    raise_open_files(5000 + 512 + 200)  # this process's sockets, and the server's (inherited)
     with run_webhook(
         tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
     ) as webhook:

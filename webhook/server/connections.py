@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 ACCEPT_BATCH = 64  # connections taken per wake-up of the listening socket, others wait their turn
 ACCEPT_PAUSE_SECONDS = 0.1  # out of file descriptors: stop accepting for this long
 REFUSED_LOG_INTERVAL_SECONDS = 10.0  # at most one line per interval about refused connections
+# The kernel's receive buffer of a webhook connection (Linux doubles it for its bookkeeping):
+# every socket read lands in uvloop's per-connection 256 KiB TLS buffer, and a read can be no
+# larger than this, so under a flood each connection touches ~32 KiB of it instead of 256 KiB.
+RECEIVE_BUFFER_BYTES = 16 * 1024
 # How long a closing connection waits for the client's TLS close_notify (uvloop's default: 30s).
 TLS_SHUTDOWN_SECONDS = 2.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -61,6 +65,9 @@ class Acceptor:
         self._closed = False
 
     def start(self) -> None:
+        # Set on the listener, so accepted sockets start with it and the TCP window is sized
+        # for it from the handshake on (set on an open connection it stalls large bodies).
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         self._sock.setblocking(False)
         self._loop.add_reader(self._sock.fileno(), self._accept)
         self._sweep = self._loop.call_later(self._sweep_interval(), self._close_stale)

@@ -27,8 +27,11 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-# How far TLS decrypts ahead of the HTTP parser on one connection (uvloop's default: 256 KiB).
-READ_AHEAD_BYTES = 64 * 1024
+# How far TLS decrypts ahead of the HTTP parser on one connection (uvloop's default: 256 KiB);
+# above the largest TLS record (16 KiB plus overhead), or a partial record would never complete.
+# And how much of the answers a client has not read yet is kept (uvloop's default: 512 KiB).
+READ_AHEAD_BYTES = 32 * 1024
+WRITE_BEHIND_BYTES = 64 * 1024
 
 
 class CoalescingTransport:
@@ -192,6 +195,7 @@ class _BoundedFlow(FlowControl):
         if (
             latest is None
             or latest.more_body  # the latest request is not complete: read the rest of it
+            or latest.response_complete  # nothing is being answered
             or len(protocol.pipeline) < protocol.limits.max_pipelined
         ):
             super().resume_reading()
@@ -237,8 +241,10 @@ class BoundedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self.flow = _BoundedFlow(cast(asyncio.Transport, self._coalescing), self)
         self.reading_since = self.loop.time()
         with contextlib.suppress(AttributeError, NotImplementedError):
-            # TLS: decrypt at most this much ahead of the parser (uvloop's default is 256 KiB)
+            # TLS buffers per connection (uvloop's defaults: 256 KiB in, 512 KiB out): decrypt
+            # little ahead of the parser, and stop answering a client that does not read.
             transport.set_read_buffer_limits(high=READ_AHEAD_BYTES)  # type: ignore[attr-defined]
+            transport.set_write_buffer_limits(high=WRITE_BEHIND_BYTES)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.hostile.server_support import (
     seconds_until_closed,
     tls_socket,
 )
-from tests.support.server import CertFiles, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.cli import build_parser
 from webhook.settings import settings_from_args
 
@@ -146,13 +147,22 @@ def test_an_oversized_request_head_is_refused_with_431(
     assert answer.endswith(expected)
 
 
-def test_pipelined_requests_past_the_cap_are_all_answered_in_order(
-    tmp_path: Path, cert_files: CertFiles
+@pytest.mark.parametrize(
+    "caps",
+    [
+        (),
+        ("--max-pipelined-requests", "0"),
+        ("--max-concurrent-requests", "1", "--max-inflight-request-bytes", "1024"),
+    ],
+    ids=["defaults", "no-read-ahead", "one-request-at-a-time"],
+)
+def test_pipelined_requests_past_the_caps_are_all_answered_in_order(
+    tmp_path: Path, cert_files: CertFiles, caps: tuple[str, ...]
 ) -> None:
     body = (Path(SERVICE_ACCOUNTS).parent / "large.json").read_bytes()
     with (
         run_webhook(
-            tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
+            tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, *caps, certs=cert_files
         ) as webhook,
         tls_socket(webhook) as sock,
     ):
@@ -190,3 +200,32 @@ def test_default_deadlines_close_a_silent_tcp_connection_at_10s_and_a_silent_tls
             thread.join(timeout=45)
     assert 9 < results["tcp"] < 11.5
     assert 29 < results["tls"] < 32
+
+
+def test_requests_over_the_concurrency_cap_wait_and_are_all_answered(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    body = (Path(SERVICE_ACCOUNTS).parent / "typical.json").read_bytes()
+
+    def post_five(webhook: RunningWebhook) -> list[int]:
+        with webhook.client() as client:
+            return [
+                client.post(
+                    "/mutate", content=body, headers={"Content-Type": "application/json"}
+                ).status_code
+                for _ in range(5)
+            ]
+
+    with (
+        run_webhook(
+            tmp_path,
+            "--service-accounts-file",
+            SERVICE_ACCOUNTS,
+            "--max-concurrent-requests",
+            "2",
+            certs=cert_files,
+        ) as webhook,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        statuses = [s for run in pool.map(lambda _: post_five(webhook), range(8)) for s in run]
+    assert statuses == [200] * 40

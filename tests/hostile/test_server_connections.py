@@ -4,6 +4,7 @@ the defaults are checked in the settings and, in the slow suite, end to end."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from tests.hostile.server_support import (
 )
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.cli import build_parser
+from webhook.server.connections import SPARE_FILE_DESCRIPTORS, ensure_file_descriptors
 from webhook.settings import settings_from_args
 
 
@@ -229,3 +231,14 @@ def test_requests_over_the_concurrency_cap_wait_and_are_all_answered(
     ):
         statuses = [s for run in pool.map(lambda _: post_five(webhook), range(8)) for s in run]
     assert statuses == [200] * 40
+
+
+def test_the_open_files_limit_is_raised_to_what_the_connection_cap_needs() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+    try:
+        ensure_file_descriptors(512)
+        raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert raised == 512 + SPARE_FILE_DESCRIPTORS

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import resource
 import socket
 import ssl
 import time
@@ -31,6 +32,30 @@ RECEIVE_BUFFER_BYTES = 16 * 1024
 # How long a closing connection waits for the client's TLS close_notify (uvloop's default: 30s).
 TLS_SHUTDOWN_SECONDS = 2.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+# File descriptors besides the webhook's connections: listening sockets, the metrics port's
+# connections, the API server watch, watched files, the interpreter's own.
+SPARE_FILE_DESCRIPTORS = 128
+
+
+def ensure_file_descriptors(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to what --max-connections needs, if the hard one allows;
+    warn when it does not (connections past the limit then fail at accept, not at the cap)."""
+    needed = max_connections + SPARE_FILE_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        logger.warning(
+            "--max-connections=%d needs %d file descriptors, but the limit is %d: raise the "
+            "container's nofile limit or lower --max-connections",
+            max_connections,
+            needed,
+            target,
+        )
 
 
 class Acceptor:

@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from webhook.server.app import WebhookApp, build_metrics_app
-from webhook.server.connections import Acceptor
+from webhook.server.connections import Acceptor, ensure_file_descriptors
 from webhook.server.protocol import BoundedHttpToolsProtocol, Limits, RequestGate
 from webhook.server.service import WebhookService
 from webhook.server.tls import CertificateReloader, build_server_context
@@ -132,6 +132,7 @@ async def run_servers(service: WebhookService) -> None:
         on_reload=lambda ok: service.metrics.config_reloaded("tls", ok),
         on_expiry=service.metrics.certificate_expiry.set,
     )
+    ensure_file_descriptors(settings.max_connections)
     metrics_address = settings.metrics_bind_address or settings.bind_address
     # Bound before anything is loaded: a port in use fails start-up at once.
     webhook_sockets = bind_sockets(settings.bind_address, settings.port)

@@ -8,6 +8,7 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,38 +35,35 @@ def test_default_deadlines_are_10s_for_tls_and_30s_for_a_request() -> None:
     assert settings.max_connections == 512
 
 
+@pytest.fixture(scope="module")
+def short_deadlines(
+    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
+) -> Iterator[RunningWebhook]:
+    with run_webhook(
+        tmp_path_factory.mktemp("deadlines"),
+        "--service-accounts-file",
+        SERVICE_ACCOUNTS,
+        "--tls-handshake-timeout",
+        "1s",
+        "--request-read-timeout",
+        "1s",
+        certs=cert_files,
+    ) as webhook:
+        yield webhook
+
+
 def test_a_connection_that_never_starts_tls_is_closed_at_the_handshake_deadline(
-    tmp_path: Path, cert_files: CertFiles
+    short_deadlines: RunningWebhook,
 ) -> None:
-    with (
-        run_webhook(
-            tmp_path,
-            "--service-accounts-file",
-            SERVICE_ACCOUNTS,
-            "--tls-handshake-timeout",
-            "1s",
-            certs=cert_files,
-        ) as webhook,
-        socket.create_connection(address(webhook), timeout=5) as idle,
-    ):
+    with socket.create_connection(address(short_deadlines), timeout=5) as idle:
         assert seconds_until_closed(idle, limit=5) < 3
 
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["silent", "one-byte-at-a-time"])
 def test_a_connection_without_a_complete_request_is_closed_at_the_read_deadline(
-    tmp_path: Path, cert_files: CertFiles, trickle: bool
+    short_deadlines: RunningWebhook, trickle: bool
 ) -> None:
-    with (
-        run_webhook(
-            tmp_path,
-            "--service-accounts-file",
-            SERVICE_ACCOUNTS,
-            "--request-read-timeout",
-            "1s",
-            certs=cert_files,
-        ) as webhook,
-        tls_socket(webhook) as sock,
-    ):
+    with tls_socket(short_deadlines) as sock:
         started = time.monotonic()
         closed = False
         if trickle:

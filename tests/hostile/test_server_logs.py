@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.hostile.server_support import BODIES, SERVICE_ACCOUNTS
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
@@ -29,33 +32,51 @@ def _post(webhook: RunningWebhook, body: bytes) -> dict[str, Any]:
     return response
 
 
-def _admission_lines(webhook: RunningWebhook) -> list[str]:
-    webhook.stop()  # written out at exit
-    return [line for line in webhook.log().splitlines() if "webhook.admission: admission" in line]
+@pytest.fixture(scope="module")
+def text_log(
+    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
+) -> Iterator[RunningWebhook]:
+    with run_webhook(
+        tmp_path_factory.mktemp("logs"),
+        "--service-accounts-file",
+        SERVICE_ACCOUNTS,
+        certs=cert_files,
+    ) as webhook:
+        yield webhook
+
+
+def _admission_lines(webhook: RunningWebhook, marker: str) -> list[str]:
+    """The admission lines holding `marker`, once written (they wait up to 20 ms)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            line
+            for line in webhook.log().splitlines()
+            if "webhook.admission: admission" in line and marker in line
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def test_a_newline_in_the_uid_or_generatename_cannot_forge_a_text_line(
-    tmp_path: Path, cert_files: CertFiles
+    text_log: RunningWebhook,
 ) -> None:
     forged = "x\n2026-01-01 00:00:00,000 INFO webhook.admission: admission path=/mutate uid=forged"
     review = orjson.loads(_review(generateName=forged + "-"))
-    review["request"]["uid"] = "uid\r\n" + forged
-    with run_webhook(
-        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-    ) as webhook:
-        _post(webhook, orjson.dumps(review))
-        lines = _admission_lines(webhook)
+    review["request"]["uid"] = "uid-forge\r\n" + forged
+    _post(text_log, orjson.dumps(review))
+    lines = _admission_lines(text_log, "forged")
     assert len(lines) == 1, lines
-    assert "uid=uid\\r\\nx\\n2026-01-01" in lines[0]
+    assert "uid=uid-forge\\r\\nx\\n2026-01-01" in lines[0]
     assert "pod=x\\n2026-01-01" in lines[0]
 
 
-def test_a_5mb_generatename_writes_a_short_line(tmp_path: Path, cert_files: CertFiles) -> None:
-    with run_webhook(
-        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-    ) as webhook:
-        _post(webhook, _review(generateName="g" * 5_000_000))
-        lines = _admission_lines(webhook)
+def test_a_5mb_generatename_writes_a_short_line(text_log: RunningWebhook) -> None:
+    review = orjson.loads(_review(generateName="g" * 5_000_000))
+    review["request"]["uid"] = "uid-long-name"
+    _post(text_log, orjson.dumps(review))
+    lines = _admission_lines(text_log, "uid-long-name")
     assert len(lines) == 1
     assert "pod=" + "g" * 255 + "…" in lines[0]
     assert len(lines[0]) < 1024

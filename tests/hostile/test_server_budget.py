@@ -15,6 +15,12 @@ from tests.hostile.server_support import BODIES, tls_socket
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 BUDGET_SECONDS = 1.0
+SOURCES = (
+    "--service-accounts-file",
+    str(BODIES / "serviceaccount.yaml"),
+    "--fargate-profiles",
+    str(ROOT / "examples" / "fargate-profiles.yaml"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +30,7 @@ def budgeted(
     tmp = tmp_path_factory.mktemp("budget")
     with run_webhook(
         tmp,
-        "--service-accounts-file",
-        str(BODIES / "serviceaccount.yaml"),
-        "--fargate-profiles",
-        str(ROOT / "examples" / "fargate-profiles.yaml"),
+        *SOURCES,
         "--service-account-lookup-grace-period",
         "10s",
         "--request-time-budget",
@@ -87,10 +90,7 @@ def test_sigterm_with_a_stalled_fargate_request_exits_within_the_budget(
 ) -> None:
     with run_webhook(
         tmp_path,
-        "--service-accounts-file",
-        str(BODIES / "serviceaccount.yaml"),
-        "--fargate-profiles",
-        str(ROOT / "examples" / "fargate-profiles.yaml"),
+        *SOURCES,
         "--request-time-budget",
         "1s",
         "--shutdown-grace-period",

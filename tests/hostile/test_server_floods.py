@@ -5,9 +5,11 @@ The numbers they print are in docs/production.md ("Bounds")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -70,6 +72,20 @@ class GoodClient(threading.Thread):
         return f"good client worst {max(self.latencies) * 1000:.0f} ms over {len(self.latencies)}"
 
 
+@contextlib.contextmanager
+def _attacked(
+    tmp_path: Path, cert_files: CertFiles
+) -> Iterator[tuple[RunningWebhook, GoodClient, int]]:
+    """The server with default bounds, its peak memory before the attack, and a good client."""
+    with run_webhook(
+        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
+    ) as webhook:
+        before = peak_rss_bytes(webhook.process.pid)
+        good = GoodClient(webhook)
+        good.start()
+        yield webhook, good, before
+
+
 async def _pipeline(running: RunningWebhook, body: bytes, *, count: int, until: float) -> int:
     """One connection sending `count` requests back to back while reading what comes back."""
     host, port = address(running)
@@ -112,12 +128,7 @@ def test_100_connections_pipelining_300_large_bodies_stay_under_256mi(
             return_exceptions=False,
         )
 
-    with run_webhook(
-        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-    ) as webhook:
-        before = peak_rss_bytes(webhook.process.pid)
-        good = GoodClient(webhook)
-        good.start()
+    with _attacked(tmp_path, cert_files) as (webhook, good, before):
         received = asyncio.run(flood(webhook))
         peak = peak_rss_bytes(webhook.process.pid)
         good_result = good.stop()
@@ -134,12 +145,7 @@ def test_5000_connections_that_never_start_tls_stay_under_256mi(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
     raise_open_files(5000 + 512 + 200)  # this process's sockets, and the server's (inherited)
-    with run_webhook(
-        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-    ) as webhook:
-        before = peak_rss_bytes(webhook.process.pid)
-        good = GoodClient(webhook)
-        good.start()
+    with _attacked(tmp_path, cert_files) as (webhook, good, before):
         held: list[socket.socket] = []
         try:
             started = time.monotonic()

@@ -375,4 +375,5 @@ class BoundedHttpToolsProtocol(CoalescingHttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self.flow.resume_reading()  # the pipeline has one less now
+        if not self.transport.is_closing():
+            self.flow.resume_reading()  # the pipeline has one less now

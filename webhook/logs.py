@@ -12,6 +12,43 @@ from typing import Any, TextIO
 import orjson
 
 HOLD_SECONDS = 0.02  # how long an admission line may wait to be written with others
+# Caps on what a client can make us write (docs/production.md, "Logs"): one field it wrote
+# (a uid, a pod name), one message, and one whole line with its traceback.
+MAX_FIELD_CHARS = 256
+MAX_MESSAGE_CHARS = 4096
+MAX_LINE_CHARS = 65536
+# Control characters in the text format are written as escapes: a newline in a pod's
+# generateName must not start a second, forged, line.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text` cut to `limit` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as backslash escapes; printable text is returned as it is."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format: the message capped and escaped; the traceback (ours) kept as lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(clip(record.message, MAX_MESSAGE_CHARS))
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return clip(super().format(record), MAX_LINE_CHARS)
+
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
@@ -24,13 +61,13 @@ class JsonFormatter(logging.Formatter):
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": clip(record.getMessage(), MAX_MESSAGE_CHARS),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = clip(self.formatException(record.exc_info), MAX_LINE_CHARS)
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -54,7 +91,7 @@ class WebhookHandler(logging.StreamHandler[TextIO]):
         if self.json:
             self.setFormatter(JsonFormatter())
         else:
-            self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            self.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def write_info(self, name: str, message: str, fields: dict[str, Any]) -> None:
         """The same line `logger.info(message, extra=fields)` gives, at a fraction of the cost."""
@@ -77,7 +114,9 @@ class WebhookHandler(logging.StreamHandler[TextIO]):
             entry.update(fields)
             line = orjson.dumps(entry, default=str).decode()
         else:
-            line = f"{self._stamp},{millis:03d} INFO {name}: {message}"
+            line = f"{self._stamp},{millis:03d} INFO {name}: {escape_controls(message)}"
+        if len(line) > MAX_LINE_CHARS:
+            line = clip(line, MAX_LINE_CHARS)
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # not on an event loop (a thread, a test): write it now

@@ -64,6 +64,17 @@ KLOG_VALUE_FLAGS = (
 )
 # Half of kube-apiserver's default webhook timeout (10s): an answer always arrives in time.
 DEFAULT_REQUEST_TIME_BUDGET_SECONDS = 5.0
+# Bounds on what a client controls; docs/production.md ("Bounds") gives the memory arithmetic
+# that keeps one replica under its 256 Mi limit with these defaults.
+DEFAULT_MAX_CONNECTIONS = 512
+DEFAULT_MAX_CONCURRENT_REQUESTS = 64
+DEFAULT_MAX_INFLIGHT_REQUEST_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_PIPELINED_REQUESTS = 2
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+DEFAULT_MAX_HEADER_COUNT = 100
+DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
+DEFAULT_REQUEST_READ_TIMEOUT_SECONDS = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT_SECONDS = 30.0
 
 
 class SettingsError(ValueError):
@@ -165,6 +176,17 @@ class Settings:
     in_cluster: bool = True
     service_name: str = DEFAULT_SERVICE_NAME
     tls_secret: str = DEFAULT_TLS_SECRET
+    # bounds on what a client controls (docs/production.md, "Bounds")
+    metrics_bind_address: str = ""  # "": the same as --bind-address
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    max_inflight_request_bytes: int = DEFAULT_MAX_INFLIGHT_REQUEST_BYTES
+    max_pipelined_requests: int = DEFAULT_MAX_PIPELINED_REQUESTS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS
+    request_read_timeout: float = DEFAULT_REQUEST_READ_TIMEOUT_SECONDS
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT_SECONDS
 
 
 def _bool_flag(parser: argparse._ActionsContainer, flag: str, help_text: str) -> None:
@@ -380,6 +402,89 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     u.add_argument("--service-name", help=f"not used (default {d.service_name})")
     u.add_argument("--tls-secret", help=f"not used (default {d.tls_secret})")
     _bool_flag(u, "--version", "print the version and exit, as upstream's --version")
+    add_bounds_arguments(parser)
+
+
+def add_bounds_arguments(parser: argparse.ArgumentParser) -> None:
+    """Caps on what a client controls (docs/production.md, "Bounds")."""
+    d = Settings()
+    b = parser.add_argument_group("bounds on what clients control")
+    b.add_argument(
+        "--metrics-bind-address",
+        help="address of the metrics port (/metrics, /healthz, /readyz and, with "
+        "--enable-debugging-handlers, /debug/alpha/cache); default: --bind-address. Set it to the "
+        "pod IP or 127.0.0.1 and allow the port only to Prometheus with a NetworkPolicy",
+    )
+    b.add_argument(
+        "--max-connections",
+        type=int,
+        help="open webhook connections, TLS handshakes included; further ones are closed at "
+        f"accept, before any TLS (default {d.max_connections}; needs as many file descriptors)",
+    )
+    b.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        help="requests being answered at once; more wait, unread, for a slot "
+        f"(default {d.max_concurrent_requests})",
+    )
+    b.add_argument(
+        "--max-inflight-request-bytes",
+        type=int,
+        help="request bodies being answered at once, in bytes by Content-Length; more wait, "
+        f"unread, for room; one request always runs (default {d.max_inflight_request_bytes})",
+    )
+    b.add_argument(
+        "--max-pipelined-requests",
+        type=int,
+        help="requests read ahead on one connection while an earlier one is answered; past it "
+        f"the connection is not read (default {d.max_pipelined_requests})",
+    )
+    b.add_argument(
+        "--max-header-bytes",
+        type=int,
+        help=f"request line and headers of one request; more gets 431 (default {d.max_header_bytes})",
+    )
+    b.add_argument(
+        "--max-header-count",
+        type=int,
+        help=f"headers in one request; more gets 431 (default {d.max_header_count})",
+    )
+    _duration_flag(
+        b,
+        "--tls-handshake-timeout",
+        "a connection that has not finished its TLS handshake by then is closed (default 10s)",
+    )
+    _duration_flag(
+        b,
+        "--request-read-timeout",
+        "a connection that has not sent a complete request this long after it opened or its "
+        "request began is closed (default 30s)",
+    )
+    _duration_flag(
+        b,
+        "--keep-alive-timeout",
+        "an idle keep-alive connection is closed after this (default 30s)",
+    )
+
+
+def _validate_bounds(s: Settings) -> None:
+    for flag, count, least in (
+        ("--max-connections", s.max_connections, 1),
+        ("--max-concurrent-requests", s.max_concurrent_requests, 1),
+        ("--max-inflight-request-bytes", s.max_inflight_request_bytes, 1024),
+        ("--max-pipelined-requests", s.max_pipelined_requests, 0),
+        ("--max-header-bytes", s.max_header_bytes, 1024),
+        ("--max-header-count", s.max_header_count, 1),
+    ):
+        if count < least:
+            raise SettingsError(flag, count, f"at least {least}")
+    for flag, seconds in (
+        ("--tls-handshake-timeout", s.tls_handshake_timeout),
+        ("--request-read-timeout", s.request_read_timeout),
+        ("--keep-alive-timeout", s.keep_alive_timeout),
+    ):
+        if seconds <= 0:
+            raise SettingsError(flag, seconds, "a positive duration")
 
 
 def _validate(s: Settings) -> None:
@@ -415,6 +520,7 @@ def _validate(s: Settings) -> None:
     ):
         if seconds < 0:
             raise SettingsError(flag, seconds, "a duration of zero or more")
+    _validate_bounds(s)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

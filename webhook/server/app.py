@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
-from webhook.logs import InfoLine
+from webhook.logs import InfoLine, clip
 from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
 from webhook.server.codec import Review
 from webhook.server.exposition import CONTENT_TYPE
@@ -58,29 +58,34 @@ def _observer(service: WebhookService) -> Observe:
         if decision.outcome == OVER_BUDGET:
             metrics.over_budget.inc()
         if logger.isEnabledFor(logging.DEBUG):
+            # the warnings' text may quote annotation values, which are never logged
             logger.debug(
-                "admission uid=%s patch paths=%s warnings=%s",
-                review.uid,
+                "admission uid=%s patch paths=%s warnings=%d",
+                clip(review.uid),
                 [op["path"] for op in decision.ops],
-                list(decision.warnings),
+                len(decision.warnings),
             )
         if not admission_line.enabled():
             return
         pod = review.pod or {}
         metadata = pod.get("metadata") or {}
-        name = metadata.get("name") or metadata.get("generateName") or "-"
+        # Every field the client wrote is cut to MAX_FIELD_CHARS; the handler escapes control
+        # characters (docs/production.md, "Logs").
+        name = clip(metadata.get("name") or metadata.get("generateName") or "-")
+        uid, namespace = clip(review.uid), clip(review.namespace)
         subject = "profile" if path == MUTATE_FARGATE_PATH else "serviceaccount"
-        detail = decision.detail or "-"
+        clipped_detail = clip(decision.detail)
+        detail = clipped_detail or "-"
         latency_ms = seconds * 1000
         admission_line(
-            f"admission path={path} uid={review.uid} namespace={review.namespace} pod={name} "
+            f"admission path={path} uid={uid} namespace={namespace} pod={name} "
             f"{subject}={detail} outcome={decision.outcome} latency_ms={latency_ms:.2f}",
             {
                 "path": path,
-                "uid": review.uid,
-                "namespace": review.namespace,
+                "uid": uid,
+                "namespace": namespace,
                 "pod": name,
-                subject: decision.detail,
+                subject: clipped_detail,
                 "outcome": decision.outcome,
                 "latency_ms": round(latency_ms, 3),
             },
@@ -116,6 +121,7 @@ class WebhookApp:
                 service.decide_fargate,
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
+                time_budget=service.settings.request_time_budget,
             ),
         }
 

@@ -14,8 +14,8 @@ from webhook.types import JsonObject, PatchOp
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 # kube-apiserver shows warnings to users; it truncates long ones, so keep them readable.
 MAX_WARNING_CHARS = 256
-# Messages quote what they found (a kind, a key): a hostile body must not make them huge,
-# in the answer or in the log.
+# Messages name a field and what was expected, never what the body holds; the cap is a second
+# line of defence, so that no message can be huge in the answer or in the log.
 MAX_MESSAGE_CHARS = 512
 # orjson refuses deeper documents itself, at no cost per request; nothing downstream recurses
 # into the pod, so this is the only depth limit needed.
@@ -72,8 +72,8 @@ def decode_review(body: bytes) -> Review:
     if kind != "AdmissionReview" or api_version not in API_VERSIONS:
         raise BadRequest(
             400,
-            f"body is apiVersion={api_version!r} kind={kind!r}; expected kind AdmissionReview "
-            f"of {' or '.join(API_VERSIONS)}",
+            "body is not an AdmissionReview; expected kind AdmissionReview with apiVersion "
+            f"{' or '.join(API_VERSIONS)}",
         )
     request = document.get("request")
     if not isinstance(request, dict):

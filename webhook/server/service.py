@@ -10,6 +10,7 @@ from typing import Any
 
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults
+from webhook.mutation.shape import oversized_warning
 from webhook.mutator import Outcome, PodMutator, identity_defaults
 from webhook.server.admission import Decision
 from webhook.server.codec import Review
@@ -30,6 +31,7 @@ from webhook.sources.supervisor import Supervised
 logger = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], str]  # "" when ready, else why not
+TOO_MANY_CONTAINERS = "too many containers"  # the outcome for a pod past MAX_MUTATED_CONTAINERS
 
 
 class StartupError(RuntimeError):
@@ -242,6 +244,9 @@ class WebhookService:
     async def decide_identity(self, review: Review) -> Decision:
         if review.pod is None:
             return Decision([], (), "not a pod")
+        oversized = oversized_warning(review.pod)
+        if oversized:
+            return Decision([], (oversized,), TOO_MANY_CONTAINERS)
         result = await self.mutator.mutate(review.pod, review.namespace)
         if result.mode is not None:  # upstream counts already-patched pods too
             self.metrics.pod_identified(result.mode.value)

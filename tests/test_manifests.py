@@ -113,12 +113,12 @@ def serve_settings(objects: Objects) -> Settings:
     spec = container(objects)
     env = {e["name"]: e for e in spec.get("env", [])}
     args = []
+    # kubelet expands $(VAR) from the container env; the manifests only use these fieldRefs
+    values = {"metadata.namespace": deployment["metadata"]["namespace"], "status.podIP": "10.0.0.7"}
     for arg in spec["args"]:
-        # kubelet expands $(VAR) from the container env; the manifests only use fieldRefs
         for name, var in env.items():
             if f"$({name})" in arg:
-                assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-                arg = arg.replace(f"$({name})", deployment["metadata"]["namespace"])
+                arg = arg.replace(f"$({name})", values[var["valueFrom"]["fieldRef"]["fieldPath"]])
         args.append(arg)
     assert args[0] == "serve"
     return settings_from_args(build_parser().parse_args(args))

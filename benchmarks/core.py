@@ -19,8 +19,8 @@ from benchmarks.accounts import BODY_NAMES, body_path, service_accounts_yaml
 from webhook.mutator import PodMutator, identity_defaults
 from webhook.server.codec import decode_review, patched
 from webhook.settings import Settings
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 TARGET_TYPICAL_CORE_US = 50.0
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from webhook.mutation.identity import IdentityDefaults
-from webhook.sources.configmap import parse_config_map
 from webhook.sources.errors import ConfigError
+from webhook.sources.serviceaccounts.configmap import parse_config_map
 
 DEFAULTS = IdentityDefaults(
     annotation_prefix="eks.amazonaws.com",

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 from webhook.mutation.fargate import FargateProfile, Selector
 from webhook.sources.errors import ConfigError
-from webhook.sources.fargateprofiles import parse_fargate_profiles
+from webhook.sources.files.fargateprofiles import parse_fargate_profiles
 
 EXPECTED = (
     FargateProfile("fp-a", (Selector("default", (("app", "web"),)), Selector("kube-system"))),

@@ -14,11 +14,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.rbac import REQUIRED_RBAC
 from tests.support.server import run_webhook
 from webhook.cli import build_parser
 from webhook.server.app import MUTATE_PATH
 from webhook.settings import Settings, settings_from_args
-from webhook.sources.rbac import REQUIRED_RBAC
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES_VERSION = (

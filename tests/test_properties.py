@@ -26,8 +26,8 @@ from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.mutator import PodMutator, identity_defaults
 from webhook.server.codec import BadRequest, decode_review, patched
 from webhook.settings import Settings
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 NAMESPACE = "team-a"
 SERVICE_ACCOUNTS = b"""

@@ -16,8 +16,8 @@ from tests.support.admission import review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.mutator import Outcome, PodMutator, identity_defaults
 from webhook.settings import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH, Settings
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 EVIL = "arn:aws:iam::999999999999:role/admin"

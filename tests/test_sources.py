@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from webhook.mutation.identity import IdentityDefaults
-from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
-from webhook.sources.filewatch import WatchedFile
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.files.containercredentials import parse_container_credentials
+from webhook.sources.files.watchedfile import WatchedFile
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 DEFAULTS = IdentityDefaults("eks.amazonaws.com", "sts.amazonaws.com", False, 86400)
 ROLE = "arn:aws:iam::111122223333:role/a"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from webhook.sources.kubeapi import KubeApiError, Page, ResourceExpired
-from webhook.sources.watching import (
+from webhook.sources.kube.client import KubeApiError, Page, ResourceExpired
+from webhook.sources.kube.watching import (
     Backoff,
     Bookmark,
     Event,

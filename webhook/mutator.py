@@ -10,7 +10,7 @@ from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
 from webhook.mutation.podidentity import ContainerCredentials, Mode, resolve_pod_identity
 from webhook.settings import Settings
-from webhook.sources.store import ServiceAccountStore, key_of
+from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
 from webhook.types import JsonObject, PatchOp
 
 

@@ -22,8 +22,8 @@ from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutator import service_account_name
 from webhook.settings import Settings, add_mutation_arguments, settings_from_args
 from webhook.sources.errors import ConfigError
-from webhook.sources.identities import identity_of_service_account
-from webhook.sources.store import key_of
+from webhook.sources.serviceaccounts.annotations import identity_of_service_account
+from webhook.sources.serviceaccounts.store import key_of
 
 
 def register(subparsers: Any) -> None:
@@ -128,7 +128,7 @@ def _gather(args: argparse.Namespace, settings: Settings) -> Evidence:
 def _from_cluster(settings: Settings, namespace: str, name: str) -> Any:
     # imported here: the kubernetes client takes most of a second to import, and only
     # --kubeconfig needs it (every other subcommand shares this process's start-up)
-    from webhook.sources.kubeapi import (
+    from webhook.sources.kube.client import (
         ClusterConfigError,
         KubeApiError,
         cluster_configuration,

@@ -17,11 +17,11 @@ from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.shape import InvalidPod, check_pod
 from webhook.mutator import MutationResult, Outcome, PodMutator, identity_defaults
 from webhook.settings import Settings, add_mutation_arguments, settings_from_args
-from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
-from webhook.sources.fargateprofiles import parse_fargate_profiles
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.files.containercredentials import parse_container_credentials
+from webhook.sources.files.fargateprofiles import parse_fargate_profiles
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject, PatchOp
 
 # kind -> JSON pointer of the pod template inside it

@@ -17,15 +17,15 @@ from webhook.server.codec import Review
 from webhook.server.metrics import Metrics
 from webhook.settings import Settings
 from webhook.sources.cluster import ClusterSources, build_cluster_sources
-from webhook.sources.containercredentials import parse_container_credentials
 from webhook.sources.errors import ConfigError
-from webhook.sources.fargateprofiles import parse_fargate_profiles
-from webhook.sources.filewatch import WatchedFile
+from webhook.sources.files.containercredentials import parse_container_credentials
+from webhook.sources.files.fargateprofiles import parse_fargate_profiles
+from webhook.sources.files.watchedfile import WatchedFile
 from webhook.sources.imds import MetadataError, fetch_instance_identity
-from webhook.sources.kubeapi import ClusterConfigError, cluster_configuration
-from webhook.sources.serviceaccountfile import parse_service_accounts
-from webhook.sources.serviceaccountwatch import report_invalid
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.kube.client import ClusterConfigError, cluster_configuration
+from webhook.sources.serviceaccounts.file import parse_service_accounts
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.watch import report_invalid
 from webhook.sources.supervisor import Supervised
 
 logger = logging.getLogger(__name__)

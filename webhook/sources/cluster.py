@@ -10,13 +10,17 @@ from typing import Any
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.settings import Settings
-from webhook.sources.configmap import CONFIG_MAP_NAME
-from webhook.sources.configmapwatch import ConfigMapSource, ConfigMapVersion, ReloadHook
-from webhook.sources.kubeapi import ResourceRequests, get_service_account, new_core_api
-from webhook.sources.lookup import ServiceAccountLookup
-from webhook.sources.resourcewatch import ResourceWatch
-from webhook.sources.serviceaccountwatch import CacheReport, InvalidReport, ServiceAccountSink
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.kube.client import ResourceRequests, get_service_account, new_core_api
+from webhook.sources.kube.resourcewatch import ResourceWatch
+from webhook.sources.serviceaccounts.configmap import CONFIG_MAP_NAME
+from webhook.sources.serviceaccounts.configmapwatch import (
+    ConfigMapSource,
+    ConfigMapVersion,
+    ReloadHook,
+)
+from webhook.sources.serviceaccounts.lookup import ServiceAccountLookup
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.watch import CacheReport, InvalidReport, ServiceAccountSink
 
 logger = logging.getLogger(__name__)
 

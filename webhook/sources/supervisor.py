@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from webhook.sources.watching import Backoff
+from webhook.sources.kube.watching import Backoff
 
 logger = logging.getLogger(__name__)
 

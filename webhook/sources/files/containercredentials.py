@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from webhook.sources.errors import ConfigError
-from webhook.sources.store import key_of
+from webhook.sources.serviceaccounts.store import key_of
 
 
 def parse_container_credentials(content: bytes, *, source: str | Path) -> frozenset[str]:

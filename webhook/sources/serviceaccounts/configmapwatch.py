@@ -7,8 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.sources.configmap import CONFIG_KEY, EMPTY, ConfigMapIdentities, parse_config_map
 from webhook.sources.errors import ConfigError
+from webhook.sources.serviceaccounts.configmap import (
+    CONFIG_KEY,
+    EMPTY,
+    ConfigMapIdentities,
+    parse_config_map,
+)
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import yaml
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.errors import ConfigError
-from webhook.sources.identities import identity_of_service_account
-from webhook.sources.store import key_of
+from webhook.sources.serviceaccounts.annotations import identity_of_service_account
+from webhook.sources.serviceaccounts.store import key_of
 
 logger = logging.getLogger(__name__)
 

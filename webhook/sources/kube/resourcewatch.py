@@ -18,8 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from webhook.sources.store import key_of
-from webhook.sources.watching import (
+from webhook.sources.kube.watching import (
     DELETED,
     LISTED,
     Bookmark,
@@ -28,6 +27,7 @@ from webhook.sources.watching import (
     WatchRequests,
     infinite_watch,
 )
+from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

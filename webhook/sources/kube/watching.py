@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from webhook.sources.kubeapi import KubeApiError, Page, ResourceExpired
+from webhook.sources.kube.client import KubeApiError, Page, ResourceExpired
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

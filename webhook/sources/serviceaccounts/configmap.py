@@ -21,7 +21,7 @@ from webhook.mutation.identity import (
     parse_expiration,
 )
 from webhook.sources.errors import ConfigError
-from webhook.sources.store import key_of
+from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 CONFIG_MAP_NAME = "pod-identity-webhook"

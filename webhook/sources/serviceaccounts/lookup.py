@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from webhook.mutation.identity import ServiceAccountIdentity
-from webhook.sources.kubeapi import KubeApiError
-from webhook.sources.store import ServiceAccountStore, key_of
+from webhook.sources.kube.client import KubeApiError
+from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

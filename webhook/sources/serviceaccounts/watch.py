@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.sources.identities import identity_of_service_account
-from webhook.sources.store import ServiceAccountStore
+from webhook.sources.serviceaccounts.annotations import identity_of_service_account
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

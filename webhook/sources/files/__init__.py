@@ -1,0 +1,1 @@
+"""Watched files: the poll loop, container credentials, Fargate profiles."""

@@ -10,7 +10,8 @@ import jsonpatch
 
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
-from webhook.mutation.patch import CONTAINER_LISTS, REGION_ENVS, ROLE_ARN_ENV
+from webhook.mutation.patch import REGION_ENVS, ROLE_ARN_ENV
+from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import Mode, parse_skip_containers, pod_annotations
 from webhook.mutator import MutationResult, Outcome, PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX

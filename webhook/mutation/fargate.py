@@ -1,26 +1,22 @@
 """Fargate scheduling: which profile a pod matches, and the patch that hands it to Fargate.
 
 Matching follows EKS: a selector matches when the namespace matches and every selector label is
-on the pod with a matching value; `*` (any run of characters) and `?` (one character) are
-wildcards in the namespace, label keys and label values; nothing else is special, so `[` is
-literal (fnmatch would read it as a character class). A profile matches when any selector does.
+on the pod with a matching value; `*` and `?` are wildcards (wildcards.py) in the namespace,
+label keys and label values. A profile matches when any selector does.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
-from webhook.mutation.pointer import join
+from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops, objects, string_map
+from webhook.mutation.wildcards import cached_wildcard, wildcard_matches
 from webhook.types import JsonObject, PatchOp
 
 PROFILE_LABEL = "eks.amazonaws.com/fargate-profile"
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
-CONTAINER_LISTS = ("initContainers", "containers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +48,8 @@ class FargateScheduling:
     profile: str  # the chosen profile; "" when none
 
 
-@functools.lru_cache(maxsize=4096)
-def _wildcard_regex(pattern: str) -> re.Pattern[str] | None:
-    """The compiled pattern, or None when it has no wildcard; cached, as profiles are few."""
-    if "*" not in pattern and "?" not in pattern:
-        return None
-    regex = "".join(
-        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
-    )
-    return re.compile(regex, re.DOTALL)
-
-
-def wildcard_matches(pattern: str, value: str) -> bool:
-    regex = _wildcard_regex(pattern)
-    return pattern == value if regex is None else regex.fullmatch(value) is not None
-
-
 def _label_matches(key: str, value: str, labels: Mapping[str, str]) -> bool:
-    if _wildcard_regex(key) is None:  # a literal key: one lookup instead of a scan
+    if cached_wildcard(key) is None:  # a literal key: one lookup instead of a scan
         pod_value = labels.get(key)
         return pod_value is not None and wildcard_matches(value, pod_value)
     return any(
@@ -106,7 +86,7 @@ def schedule_on_fargate(
     """The patch that hands a matching pod to `scheduler_name`; no operation when it has it already."""
     metadata: JsonObject = pod.get("metadata") or {}
     spec: JsonObject = pod.get("spec") or {}
-    labels = _string_map(metadata.get("labels"))
+    labels = string_map(metadata.get("labels"))
     if _owned_by_daemonset(metadata):
         return FargateScheduling([], (), FargateOutcome.DAEMONSET, "")
     if spec.get("nodeName"):
@@ -123,8 +103,8 @@ def schedule_on_fargate(
     ops: list[PatchOp] = []
     if current_scheduler != scheduler_name:
         # "add" replaces an existing member (RFC 6902 4.1), so this also overrides default-scheduler
-        ops.append(_add("/spec/schedulerName", scheduler_name))
-    ops.extend(_label_ops(metadata, pod, chosen.name))
+        ops.append(add_op("/spec/schedulerName", scheduler_name))
+    ops.extend(label_ops(pod, PROFILE_LABEL, chosen.name))
     outcome = FargateOutcome.SCHEDULED if ops else FargateOutcome.ALREADY_SCHEDULED
     return FargateScheduling(
         ops, choice_warnings + _unsupported_warnings(spec), outcome, chosen.name
@@ -158,10 +138,10 @@ def _unsupported_warnings(spec: JsonObject) -> tuple[str, ...]:
     if spec.get("hostNetwork") is True:
         warnings.append("Fargate does not support hostNetwork: true; the pod will not start")
     for list_name in CONTAINER_LISTS:
-        for container in _objects(spec.get(list_name)):
+        for container in objects(spec.get(list_name)):
             name = container.get("name", "")
             what = "init container" if list_name == "initContainers" else "container"
-            for port in _objects(container.get("ports")):
+            for port in objects(container.get("ports")):
                 if port.get("hostPort"):
                     warnings.append(
                         f"{what} {name!r} sets hostPort {port['hostPort']}, "
@@ -170,7 +150,7 @@ def _unsupported_warnings(spec: JsonObject) -> tuple[str, ...]:
             security = container.get("securityContext")
             if isinstance(security, dict) and security.get("privileged") is True:
                 warnings.append(f"{what} {name!r} is privileged, which Fargate does not allow")
-    for volume in _objects(spec.get("volumes")):
+    for volume in objects(spec.get("volumes")):
         if "hostPath" in volume:
             warnings.append(
                 f"volume {volume.get('name', '')!r} is a hostPath volume, "
@@ -179,35 +159,7 @@ def _unsupported_warnings(spec: JsonObject) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def _label_ops(metadata: JsonObject, pod: JsonObject, profile: str) -> list[PatchOp]:
-    labels = metadata.get("labels")
-    if pod.get("metadata") is None:
-        return [_add("/metadata", {"labels": {PROFILE_LABEL: profile}})]
-    if not isinstance(labels, dict):
-        return [_add("/metadata/labels", {PROFILE_LABEL: profile})]
-    if labels.get(PROFILE_LABEL) == profile:
-        return []
-    return [_add(join("metadata", "labels", PROFILE_LABEL), profile)]
-
-
 def _owned_by_daemonset(metadata: JsonObject) -> bool:
     return any(
-        owner.get("kind") == "DaemonSet" for owner in _objects(metadata.get("ownerReferences"))
+        owner.get("kind") == "DaemonSet" for owner in objects(metadata.get("ownerReferences"))
     )
-
-
-def _objects(value: Any) -> list[JsonObject]:
-    """The objects of a list field; anything else counts as empty (the core never raises)."""
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, dict)]
-
-
-def _string_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {key: item for key, item in value.items() if isinstance(item, str)}
-
-
-def _add(path: str, value: Any) -> PatchOp:
-    return {"op": "add", "path": path, "value": value}

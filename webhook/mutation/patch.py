@@ -13,8 +13,8 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops
 from webhook.mutation.podidentity import Mode, PodIdentity
-from webhook.mutation.pointer import join
 from webhook.types import JsonObject, PatchOp
 
 ROLE_ARN_ENV = "AWS_ROLE_ARN"
@@ -25,7 +25,6 @@ REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")
-CONTAINER_LISTS = ("initContainers", "containers")
 _NO_NAMES: frozenset[Any] = frozenset()
 
 
@@ -52,7 +51,7 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
 
     ops: list[PatchOp] = []
     if identity.mode is Mode.CONTAINER_CREDENTIALS:
-        ops.extend(_label_ops(pod))
+        ops.extend(label_ops(pod, POD_IDENTITY_LABEL, "enabled"))
     ops.extend(_volume_ops(spec, identity))
     seen_names: set[str] = set()
     for list_name in CONTAINER_LISTS:
@@ -84,17 +83,6 @@ def _clean_join(directory: str, name: str) -> str:
     return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
-def _label_ops(pod: JsonObject) -> list[PatchOp]:
-    labels = (pod.get("metadata") or {}).get("labels")
-    if labels is None:
-        if pod.get("metadata") is None:
-            return [_add("/metadata", {"labels": {POD_IDENTITY_LABEL: "enabled"}})]
-        return [_add("/metadata/labels", {POD_IDENTITY_LABEL: "enabled"})]
-    if labels.get(POD_IDENTITY_LABEL) == "enabled":
-        return []
-    return [_add(join("metadata", "labels", POD_IDENTITY_LABEL), "enabled")]
-
-
 def _volume_ops(spec: JsonObject, identity: PodIdentity) -> list[PatchOp]:
     volumes = spec.get("volumes")
     if volumes and any(volume.get("name") == identity.volume_name for volume in volumes):
@@ -114,9 +102,9 @@ def _volume_ops(spec: JsonObject, identity: PodIdentity) -> list[PatchOp]:
         },
     }
     if volumes is None:
-        return [_add("/spec/volumes", [volume])]
+        return [add_op("/spec/volumes", [volume])]
     # Upstream puts its volume first; results must match, so insert at index 0.
-    return [_add("/spec/volumes/0", volume)]
+    return [add_op("/spec/volumes/0", volume)]
 
 
 def _container_ops(
@@ -164,7 +152,3 @@ def _container_ops(
         else:
             ops.append({"op": "add", "path": base + "/volumeMounts/-", "value": mount})
     return ops
-
-
-def _add(path: str, value: Any) -> PatchOp:
-    return {"op": "add", "path": path, "value": value}

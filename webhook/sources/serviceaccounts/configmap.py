@@ -20,6 +20,7 @@ from webhook.mutation.identity import (
     is_valid_role_arn,
     parse_expiration,
 )
+from webhook.mutation.wildcards import WILDCARDS, compile_wildcard, has_wildcard
 from webhook.sources.errors import ConfigError
 from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
@@ -73,12 +74,6 @@ class ConfigMapIdentities:
 EMPTY = ConfigMapIdentities({}, {})
 
 
-def _namespace_pattern(text: str) -> re.Pattern[str]:
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-    )
-
-
 def parse_config_map(
     obj: JsonObject, defaults: IdentityDefaults, *, source: str
 ) -> ConfigMapIdentities:
@@ -107,16 +102,15 @@ def parse_config_map(
             raise ConfigError(
                 source, where, "key must be NAMESPACE/NAME (NAMESPACE may use * and ?)"
             )
-        if any(c in name for c in "*?"):
+        if has_wildcard(name):
             raise ConfigError(
                 source, where, "only the namespace may be a pattern, not the ServiceAccount name"
             )
         identity = _identity(value, defaults, where=f"{source}: {where}")
-        if any(c in namespace for c in "*?"):
-            literal = sum(c not in "*?" for c in namespace)
-            patterns.setdefault(name, []).append(
-                _Pattern(key, _namespace_pattern(namespace), literal, identity)
-            )
+        regex = compile_wildcard(namespace)
+        if regex is not None:
+            literal = sum(c not in WILDCARDS for c in namespace)
+            patterns.setdefault(name, []).append(_Pattern(key, regex, literal, identity))
         else:
             exact[key] = identity
     for found in patterns.values():

@@ -68,6 +68,19 @@ def compose_role_arn(value: str, defaults: IdentityDefaults) -> str:
     return f"arn:{defaults.compose_partition}:iam::{defaults.compose_account_id}:role/{value}"
 
 
+def checked_role_arn(
+    value: str, defaults: IdentityDefaults, *, what: str
+) -> tuple[str, str | None]:
+    """(role ARN completed from a bare role name, warning when it is not a valid IAM role ARN)."""
+    role_arn = compose_role_arn(value, defaults)
+    if is_valid_role_arn(role_arn):
+        return role_arn, None
+    return role_arn, (
+        f"{what} {role_arn!r} is not a valid IAM role ARN "
+        "(expected arn:PARTITION:iam::ACCOUNT:role/NAME)"
+    )
+
+
 def shown(value: str) -> str:
     """A value for a warning: quoted, cut short (an annotation may hold megabytes)."""
     if len(value) <= _SHOWN_VALUE_CHARS:
@@ -124,12 +137,11 @@ def identity_from_annotations(
     invalid: list[str] = []
     role_arn = annotations.get(prefix + ROLE_ARN, "")
     if role_arn:
-        role_arn = compose_role_arn(role_arn, defaults)
-        if not is_valid_role_arn(role_arn):
-            warnings.append(
-                f"{source}: {prefix}{ROLE_ARN} {role_arn!r} is not a valid IAM role ARN "
-                "(expected arn:PARTITION:iam::ACCOUNT:role/NAME)"
-            )
+        role_arn, warning = checked_role_arn(
+            role_arn, defaults, what=f"{source}: {prefix}{ROLE_ARN}"
+        )
+        if warning:
+            warnings.append(warning)
     audience = annotations.get(prefix + AUDIENCE, defaults.audience)
     regional = defaults.regional_sts
     raw_regional = annotations.get(prefix + STS_REGIONAL_ENDPOINTS)

@@ -16,8 +16,7 @@ import orjson
 from webhook.mutation.identity import (
     IdentityDefaults,
     ServiceAccountIdentity,
-    compose_role_arn,
-    is_valid_role_arn,
+    checked_role_arn,
     parse_expiration,
 )
 from webhook.mutation.wildcards import WILDCARDS, compile_wildcard, has_wildcard
@@ -152,11 +151,9 @@ def _identity(value: object, defaults: IdentityDefaults, *, where: str) -> Servi
         if warning:
             warnings.append(warning)
     if role_arn:
-        role_arn = compose_role_arn(role_arn, defaults)
-        if not is_valid_role_arn(role_arn):
-            warnings.append(
-                f"{where}: RoleARN {role_arn!r} is not a valid IAM role ARN (expected arn:PARTITION:iam::ACCOUNT:role/NAME)"
-            )
+        role_arn, warning = checked_role_arn(role_arn, defaults, what=f"{where}: RoleARN")
+        if warning:
+            warnings.append(warning)
     return ServiceAccountIdentity(
         role_arn=role_arn,
         audience=audience,

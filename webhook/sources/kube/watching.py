@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -97,73 +97,74 @@ def continuous_watch(
 
     A watch that ends normally (its timeout) is followed by the next one from the last
     resourceVersion, with no list: only 410 or a failure costs the API server a LIST.
+    A 410 comes three ways (an expired continue token, an expired resourceVersion, an ERROR
+    event in the stream) and is handled here, in one place.
     """
     rng = rng or random.Random()
-    yield Bookmark.LISTING
-    continue_token: str | None = None
     try:
-        while True:
-            page = requests.list_page(continue_token)
-            for obj in page.items:
-                yield Event(LISTED, obj)
-            if not page.continue_token:
-                break
-            continue_token = page.continue_token
+        resource_version = yield from _list_all(requests)
+        while not stop.is_set():
+            timeout = round(MIN_WATCH_SECONDS * (1 + rng.random()))
+            started = clock()
+            resource_version, events = yield from _watch_from(
+                requests, resource_version, timeout_seconds=timeout, stop=stop
+            )
+            if not events and clock() - started < SHORT_WATCH_SECONDS and not stop.is_set():
+                logger.debug("%s: watch ended at once with no event; listing again", requests.what)
+                yield Restart.CLOSED
+                return
     except ResourceExpired as exc:
-        logger.debug("%s: list continuation expired (%s); listing again", requests.what, exc)
+        logger.debug("%s: %s; listing again", requests.what, exc)
         yield Restart.EXPIRED
-        return
     except KubeApiError as exc:
         raise WatchError(str(exc)) from exc
-    resource_version = page.resource_version
-    yield Bookmark.LISTED
 
-    while not stop.is_set():
-        timeout = round(MIN_WATCH_SECONDS * (1 + rng.random()))
-        started = clock()
-        events = 0
-        try:
-            for raw in requests.watch(resource_version, timeout_seconds=timeout):
-                events += 1
-                kind = raw.get("type")
-                body = raw.get("object")
-                if not isinstance(body, dict):
-                    logger.warning(
-                        "%s: watch event %r without an object; skipped", requests.what, kind
-                    )
-                    continue
-                if kind == "ERROR":
-                    code = body.get("code")
-                    message = body.get("message") or body.get("reason") or ""
-                    if code == 410:
-                        logger.debug(
-                            "%s: resourceVersion %s expired (%s); listing again",
-                            requests.what,
-                            resource_version,
-                            message,
-                        )
-                        yield Restart.EXPIRED
-                        return
-                    raise WatchError(f"{requests.what}: watch error {code}: {message}")
-                resource_version = _resource_version(body) or resource_version
-                if kind == "BOOKMARK":
-                    continue
-                if kind in _CHANGES:
-                    yield Event(kind, body)
-                else:
-                    logger.warning("%s: unknown watch event type %r; skipped", requests.what, kind)
-                if stop.is_set():
-                    return
-        except ResourceExpired as exc:
-            logger.debug("%s: %s; listing again", requests.what, exc)
-            yield Restart.EXPIRED
-            return
-        except KubeApiError as exc:
-            raise WatchError(str(exc)) from exc
-        if not events and clock() - started < SHORT_WATCH_SECONDS and not stop.is_set():
-            logger.debug("%s: watch ended at once with no event; listing again", requests.what)
-            yield Restart.CLOSED
-            return
+
+def _list_all(requests: WatchRequests) -> Generator[Event | Bookmark, None, str]:
+    """Every page of the list; returns the list's resourceVersion."""
+    yield Bookmark.LISTING
+    continue_token: str | None = None
+    while True:
+        page = requests.list_page(continue_token)
+        for obj in page.items:
+            yield Event(LISTED, obj)
+        if not page.continue_token:
+            break
+        continue_token = page.continue_token
+    yield Bookmark.LISTED
+    return page.resource_version
+
+
+def _watch_from(
+    requests: WatchRequests, resource_version: str, *, timeout_seconds: int, stop: threading.Event
+) -> Generator[Event, None, tuple[str, int]]:
+    """One watch request's changes; returns (the latest resourceVersion, events received)."""
+    events = 0
+    for raw in requests.watch(resource_version, timeout_seconds=timeout_seconds):
+        events += 1
+        kind = raw.get("type")
+        body = raw.get("object")
+        if not isinstance(body, dict):
+            logger.warning("%s: watch event %r without an object; skipped", requests.what, kind)
+            continue
+        if kind == "ERROR":
+            code = body.get("code")
+            message = body.get("message") or body.get("reason") or ""
+            if code == 410:
+                raise ResourceExpired(
+                    f"resourceVersion {resource_version} expired ({message})", status=410
+                )
+            raise WatchError(f"{requests.what}: watch error {code}: {message}")
+        resource_version = _resource_version(body) or resource_version
+        if kind == "BOOKMARK":
+            continue
+        if kind in _CHANGES:
+            yield Event(kind, body)
+        else:
+            logger.warning("%s: unknown watch event type %r; skipped", requests.what, kind)
+        if stop.is_set():
+            break
+    return resource_version, events
 
 
 class Backoff:

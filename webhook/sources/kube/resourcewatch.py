@@ -1,8 +1,10 @@
 """Run one collection's watch in a background thread and hand its changes to the event loop.
 
-Objects are converted (parsed into their compact cache value) in the thread; the sink is
-called only on the loop, through `loop.call_soon_threadsafe`, so whatever it updates is
-never seen half-written. A full list is collected into a new dict and handed over whole.
+Objects are converted (parsed into their compact cache value) in the thread. Everything the
+thread has for the loop is a message (`Listed`, `Put`, `Deleted`, `Failed`, `Crashed`) sent
+through one `Handoff` (`loop.call_soon_threadsafe`) to one loop-side method, `_receive`, which
+alone updates the sink and the watch's state, so neither is ever seen half-written. A full
+list is collected into a new dict and handed over whole.
 
 An object that cannot be converted is skipped (logged once, counted), never the end of the
 watch. Should the thread die anyway, `run()` raises, and its supervisor starts a new one.
@@ -11,13 +13,15 @@ watch. Should the thread die anyway, `run()` raises, and its supervisor starts a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from webhook.sources.kube.handoff import Crashed, Deleted, Failed, Handoff, Listed, Message, Put
 from webhook.sources.kube.watching import (
     DELETED,
     LISTED,
@@ -58,9 +62,13 @@ class Sink(Protocol[V]):
         """Loop side: a full list, keyed "namespace/name"."""
         ...
 
-    def put(self, key: str, value: V) -> None: ...
+    def put(self, key: str, value: V) -> None:
+        """Loop side: one object added or changed."""
+        ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Loop side: one object gone (or unreadable: no identity rather than a stale one)."""
+        ...
 
 
 def object_key(obj: JsonObject) -> tuple[str, str]:
@@ -90,29 +98,28 @@ class ResourceWatch(Generic[V]):
         self.resync_period = resync_period
         self._count_restart = count_restart
         self._count_skip = count_skip
-        self._skips_logged: set[str] = set()
+        self._skips_logged: set[str] = set()  # thread side
         self.stale_after = (
             STALE_AFTER_RESYNC_PERIODS * resync_period
             if resync_period > 0
             else DEFAULT_STALE_AFTER_SECONDS
         )
-        # Loop-side state, written only through _post.
+        # Loop side, written only by _receive.
         self.listed = False
         self.failing_since: float | None = None
         self.last_error = ""
-        self._stop = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- loop side ----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Watch until cancelled; raises WatchThreadCrashed when the thread dies."""
-        loop = self._loop = asyncio.get_running_loop()
-        self._stop = stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
         crashed: asyncio.Future[str] = loop.create_future()
+        hand_off: Handoff[V] = Handoff(loop, functools.partial(self._receive, crashed), stop)
         thread = threading.Thread(
             target=self._thread_main,
-            args=(stop, crashed),
+            args=(stop, hand_off),
             name=f"watch-{self.resource}",
             daemon=True,
         )
@@ -135,88 +142,90 @@ class ResourceWatch(Generic[V]):
             )
         return ""
 
-    def _on_listed(self, entries: dict[str, V]) -> None:
-        self.sink.replace_all(entries)
-        self.listed = True
-        if self.failing_since is not None:
-            logger.info("%s watch recovered", self.resource)
-        self.failing_since = None
-        self.last_error = ""
+    def _receive(self, crashed: asyncio.Future[str], message: Message[V]) -> None:
+        """Where every message from the thread lands: the only writer of the sink and state."""
+        if isinstance(message, Put):
+            self.sink.put(message.key, message.value)
+        elif isinstance(message, Deleted):
+            self.sink.delete(message.key)
+        elif isinstance(message, Listed):
+            self.sink.replace_all(message.entries)
+            self.listed = True
+            if self.failing_since is not None:
+                logger.info("%s watch recovered", self.resource)
+            self.failing_since = None
+            self.last_error = ""
+        elif isinstance(message, Failed):
+            self._failing(message.error, message.at)
+        else:
+            self._failing("watch thread crashed; see the log", message.at)
+            if not crashed.done():
+                crashed.set_result(message.error)
 
-    def _on_failure(self, error: str, at: float) -> None:
+    def _failing(self, error: str, at: float) -> None:
         if self.failing_since is None:
             self.failing_since = at
         self.last_error = error
 
     # -- thread side --------------------------------------------------------------------------
 
-    def _post(self, callback: Callable[..., None], *args: Any) -> bool:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self._stop.set()
-            return False
+    def _thread_main(self, stop: threading.Event, hand_off: Handoff[V]) -> None:
         try:
-            loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop closed meanwhile: the server is shutting down
-            self._stop.set()
-            return False
-        return True
-
-    def _on_restart(self, reason: Restart, error: str, delay: float) -> None:
-        self._count_restart(self.resource, reason.value)
-        if reason is Restart.ERROR:
-            self._post(self._on_failure, error, time.monotonic())
-            logger.warning("%s watch failed: %s; retrying in %.1fs", self.resource, error, delay)
-        else:
-            logger.info(
-                "%s watch: %s; listing again in %.1fs",
-                self.resource,
-                "resourceVersion expired" if reason is Restart.EXPIRED else "watch ended at once",
-                delay,
-            )
-
-    def _thread_main(self, stop: threading.Event, crashed: asyncio.Future[str]) -> None:
-        try:
-            self._consume(stop)
+            self._consume(stop, hand_off)
         except Exception as exc:  # a bug, not a cluster problem: visible in the log and on /readyz
             logger.exception("%s watch thread crashed", self.resource)
-            error = f"{type(exc).__name__}: {exc}"
-            self._post(self._on_failure, "watch thread crashed; see the log", time.monotonic())
-            self._post(_settle, crashed, error)
+            hand_off(Crashed(f"{type(exc).__name__}: {exc}", time.monotonic()))
 
-    def _consume(self, stop: threading.Event) -> None:
+    def _consume(self, stop: threading.Event, hand_off: Handoff[V]) -> None:
+        def on_restart(reason: Restart, error: str, delay: float) -> None:
+            self._count_restart(self.resource, reason.value)
+            if reason is Restart.ERROR:
+                hand_off(Failed(error, time.monotonic()))
+                logger.warning(
+                    "%s watch failed: %s; retrying in %.1fs", self.resource, error, delay
+                )
+            else:
+                logger.info(
+                    "%s watch: %s; listing again in %.1fs",
+                    self.resource,
+                    "resourceVersion expired"
+                    if reason is Restart.EXPIRED
+                    else "watch ended at once",
+                    delay,
+                )
+
         pending: dict[str, V] = {}
-        for item in infinite_watch(self.requests, stop=stop, on_restart=self._on_restart):
+        for item in infinite_watch(self.requests, stop=stop, on_restart=on_restart):
             if item is Bookmark.LISTING:
                 pending = {}
                 self.sink.begin_list()
             elif item is Bookmark.LISTED:
                 logger.info("listed %d %s", len(pending), self.resource)
-                self._post(self._on_listed, pending)
+                hand_off(Listed(pending))
                 pending = {}
             elif isinstance(item, Event):
-                self._apply(item, pending)
+                message = self._convert(item, pending)
+                if message is not None:
+                    hand_off(message)
 
-    def _apply(self, item: Event, pending: dict[str, V]) -> None:
-        """One object: into the pending list, or to the loop; skipped when it cannot be read."""
+    def _convert(self, item: Event, pending: dict[str, V]) -> Put[V] | Deleted | None:
+        """One object: into the pending list or a message for the loop; skipped if unreadable."""
         namespace, name = object_key(item.object)
         key = key_of(namespace, name)
         if item.type == DELETED:
-            self._post(self.sink.delete, key)
-            return
+            return Deleted(key)
         try:
             if not name:
                 raise ValueError("metadata.name is missing")
             value = self.sink.convert(namespace, name, item.object)
         except Exception as exc:  # one bad object must not stop the watch
             self._skip(key, exc)
-            if item.type != LISTED:
-                self._post(self.sink.delete, key)  # no identity rather than a stale one
-            return
+            # no identity rather than a stale one
+            return None if item.type == LISTED else Deleted(key)
         if item.type == LISTED:
             pending[key] = value
-        else:
-            self._post(self.sink.put, key, value)
+            return None
+        return Put(key, value)
 
     def _skip(self, key: str, exc: Exception) -> None:
         self._count_skip(self.resource)
@@ -236,8 +245,3 @@ class ResourceWatch(Generic[V]):
             type(exc).__name__,
             where,
         )
-
-
-def _settle(future: asyncio.Future[str], error: str) -> None:
-    if not future.done():
-        future.set_result(error)

@@ -1,7 +1,8 @@
 """Serving TLS: the SSL context from flags, and hot reload of the certificate pair.
 
 cert-manager and kubelet rotate a mounted Secret by swapping a symlink and send no event, so
-the pair is re-read on an interval and compared by content hash (as kopf does). A new pair is
+the pair is re-read on an interval and compared by content hash (as kopf does), by the poll
+that also reloads config files (webhook/sources/files/contentpoll.py). A new pair is
 first loaded into a scratch context: a half-written or mismatched pair is rejected and the old
 one stays. Loading into the live context changes what new handshakes present; connections
 already open keep theirs.
@@ -15,9 +16,7 @@ neither works. A reload that fails is logged, counted and retried on the next po
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import ssl
@@ -28,10 +27,17 @@ from pathlib import Path
 from cryptography import x509
 
 from webhook.settings import Settings, SettingsError
+from webhook.sources.files.contentpoll import (
+    POLL_INTERVAL_SECONDS,
+    Content,
+    ContentPoll,
+    Refused,
+    poll_forever,
+)
 
 logger = logging.getLogger(__name__)
 
-RELOAD_INTERVAL_SECONDS = 1.0
+RELOAD_INTERVAL_SECONDS = POLL_INTERVAL_SECONDS
 
 # Go/IANA cipher suite names (upstream's --tls-cipher-suites) to OpenSSL names.
 GO_CIPHER_SUITES = {
@@ -187,6 +193,10 @@ def load_pair(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
         context.load_cert_chain(cert_path, key_path)
 
 
+class _Retry(Exception):
+    """A reload that failed in a way the next poll may not: the message says how."""
+
+
 class CertificateReloader:
     """Re-reads --tls-cert/--tls-key and swaps them into the live context when they change."""
 
@@ -204,21 +214,33 @@ class CertificateReloader:
         self.key = key
         self._on_reload = on_reload
         self._on_expiry = on_expiry
-        self._digest = self._current_digest()
-        self._rejected: bytes | None = None
+        self._content = ContentPoll(self._read, self._take)
+        with contextlib.suppress(_Retry):
+            self._content.took(self._read())
+        self._loaded_cert = b""
         # the failure being retried: reported when it starts, not again on every poll
         self._failing: str | None = None
         self._report_expiry()
 
-    def _read(self) -> tuple[bytes, bytes, bytes]:
-        cert, key = read_pair(self.cert, self.key)
-        return cert, key, hashlib.sha256(cert + b"\0" + key).digest()
-
-    def _current_digest(self) -> bytes | None:
+    def _read(self) -> Content:
         try:
-            return self._read()[2]
-        except OSError:
-            return None
+            return read_pair(self.cert, self.key)
+        except OSError as exc:
+            # kubelet swaps the Secret atomically; a pair that stays unreadable is a failure
+            raise _Retry(f"cannot read the TLS pair {self.cert} / {self.key}: {exc}") from exc
+
+    def _take(self, content: Content) -> None:
+        cert, key = content
+        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            load_pair(scratch, cert, key)
+        except ssl.SSLError as exc:
+            # half-written or mismatched pair: keep serving the old one until the files change
+            raise Refused(str(exc)) from exc
+        except OSError as exc:
+            raise _Retry(f"cannot load the new TLS pair {self.cert} / {self.key}: {exc}") from exc
+        load_pair(self.context, cert, key)
+        self._loaded_cert = cert
 
     def _report_expiry(self, cert_pem: bytes | None = None) -> None:
         if self._on_expiry is None:
@@ -237,27 +259,8 @@ class CertificateReloader:
     def poll(self) -> bool:
         """One check: True when a new pair went live. Never raises."""
         try:
-            return self._poll()
-        except Exception as exc:  # the reload loop must outlive any bug: logged, counted
-            self._failed(f"TLS reload of {self.cert} / {self.key} failed: {exc!r}")
-            return False
-
-    def _poll(self) -> bool:
-        try:
-            cert, key, digest = self._read()
-        except OSError as exc:
-            # kubelet swaps the Secret atomically; a pair that stays unreadable is a failure
-            self._failed(f"cannot read the TLS pair {self.cert} / {self.key}: {exc}")
-            return False
-        if digest == self._digest or digest == self._rejected:
-            self._failing = None
-            return False
-        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            load_pair(scratch, cert, key)
-        except ssl.SSLError as exc:
-            # half-written or mismatched pair: keep serving the old one until the files change
-            self._rejected = digest
+            taken = self._content.poll()
+        except Refused as exc:
             self._failing = None
             logger.error(
                 "rejected new TLS pair %s / %s, keeping the old one: %s", self.cert, self.key, exc
@@ -265,20 +268,20 @@ class CertificateReloader:
             if self._on_reload:
                 self._on_reload(False)
             return False
-        except OSError as exc:
-            self._failed(f"cannot load the new TLS pair {self.cert} / {self.key}: {exc}")
+        except _Retry as exc:
+            self._failed(str(exc))
             return False
-        load_pair(self.context, cert, key)
-        self._digest = digest
-        self._rejected = None
+        except Exception as exc:  # the reload loop must outlive any bug: logged, counted
+            self._failed(f"TLS reload of {self.cert} / {self.key} failed: {exc!r}")
+            return False
         self._failing = None
+        if not taken:
+            return False
         logger.info("reloaded TLS certificate %s", self.cert)
-        self._report_expiry(cert)
+        self._report_expiry(self._loaded_cert)
         if self._on_reload:
             self._on_reload(True)
         return True
 
     async def watch(self, interval: float = RELOAD_INTERVAL_SECONDS) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            self.poll()
+        await poll_forever(self.poll, interval)

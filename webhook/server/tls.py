@@ -27,17 +27,12 @@ from pathlib import Path
 from cryptography import x509
 
 from webhook.settings import Settings, SettingsError
-from webhook.sources.files.contentpoll import (
-    POLL_INTERVAL_SECONDS,
-    Content,
-    ContentPoll,
-    Refused,
-    poll_forever,
-)
+from webhook.sources.files import contentpoll
+from webhook.sources.files.contentpoll import Content, Refused
 
 logger = logging.getLogger(__name__)
 
-RELOAD_INTERVAL_SECONDS = POLL_INTERVAL_SECONDS
+RELOAD_INTERVAL_SECONDS = contentpoll.POLL_INTERVAL_SECONDS
 
 # Go/IANA cipher suite names (upstream's --tls-cipher-suites) to OpenSSL names.
 GO_CIPHER_SUITES = {
@@ -214,7 +209,7 @@ class CertificateReloader:
         self.key = key
         self._on_reload = on_reload
         self._on_expiry = on_expiry
-        self._content = ContentPoll(self._read, self._take)
+        self._content = contentpoll.ContentPoll(self._read, self._take)
         with contextlib.suppress(_Retry):
             self._content.took(self._read())
         self._loaded_cert = b""
@@ -284,4 +279,4 @@ class CertificateReloader:
         return True
 
     async def watch(self, interval: float = RELOAD_INTERVAL_SECONDS) -> None:
-        await poll_forever(self.poll, interval)
+        await contentpoll.poll_forever(self.poll, interval)

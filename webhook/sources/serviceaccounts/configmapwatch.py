@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.errors import ConfigError
+from webhook.sources.files.watchedfile import ReloadHook as ReloadHook  # cluster.py imports it here
 from webhook.sources.serviceaccounts.configmap import (
     CONFIG_KEY,
     EMPTY,
@@ -18,7 +18,6 @@ from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)
 
-ReloadHook = Callable[[str, bool], None]  # (source name, success)
 SOURCE_NAME = "configmap"
 
 

@@ -14,8 +14,9 @@ import pytest
 
 from tests.support.admission import review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from webhook.mutation.defaults import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH
 from webhook.mutator import Outcome, PodMutator, identity_defaults
-from webhook.settings import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH, Settings
+from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 

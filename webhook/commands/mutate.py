@@ -12,11 +12,12 @@ import jsonpatch
 import orjson
 import yaml
 
+from webhook.flags import add_mutation_arguments, settings_from_args
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.shape import InvalidPod, check_pod
 from webhook.mutator import MutationResult, Outcome, PodMutator, identity_defaults
-from webhook.settings import Settings, add_mutation_arguments, settings_from_args
+from webhook.settings import Settings
 from webhook.sources.errors import ConfigError
 from webhook.sources.files.containercredentials import parse_container_credentials
 from webhook.sources.files.fargateprofiles import parse_fargate_profiles

@@ -9,12 +9,12 @@ from typing import Any
 import jsonpatch
 
 from webhook.doctor.report import Check, failed, not_checked, passed
+from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
 from webhook.mutation.patch import CONTAINER_LISTS, REGION_ENVS, ROLE_ARN_ENV
 from webhook.mutation.podidentity import Mode, parse_skip_containers, pod_annotations
 from webhook.mutator import MutationResult, Outcome, PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX
-from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.types import JsonObject
 
 BOTOCORE_REGION_ENV = "AWS_DEFAULT_REGION"

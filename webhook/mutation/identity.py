@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 
 ROLE_ARN = "role-arn"
 AUDIENCE = "audience"

@@ -51,8 +51,8 @@ class ContainerCredentials:
 class PodIdentity(NamedTuple):
     """Everything the patch needs, fully resolved for one pod.
 
-    The values built per admission (this, Resolution, Mutation, MutationResult, Review,
-    Decision) are NamedTuples: immutable like a frozen dataclass, built in a third of the time.
+    The values built per admission (this, Resolution, Mutation, Review, Answer) are
+    NamedTuples: immutable like a frozen dataclass, built in a third of the time.
     """
 
     mode: Mode

@@ -23,7 +23,7 @@ from webhook.mutation.defaults import (
     DEFAULT_TOKEN_MOUNT_PATH,
 )
 
-# 3 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
+# 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
 # per value), and the AdmissionReview envelope adds well under that again on top.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")

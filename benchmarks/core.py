@@ -41,7 +41,7 @@ def build_mutator(accounts: int = 10_000) -> PodMutator:
     store.replace_all(
         parse_service_accounts(content, identity_defaults(settings), source="benchmark")
     )
-    return PodMutator(settings, store, rng=Random(0))
+    return PodMutator.from_settings(settings, store, rng=Random(0))
 
 
 def _time(function: Callable[[], object], number: int, repeat: int) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from webhook.mutation.csvrecord import CsvError, read_first_record
+from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.mutation.identity import (
     MAX_TOKEN_EXPIRATION_SECONDS,
     IdentityDefaults,
@@ -18,7 +19,6 @@ from webhook.mutation.identity import (
     parse_int64,
 )
 from webhook.mutation.podidentity import parse_skip_containers
-from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
 
 P = "eks.amazonaws.com/"
 DEFAULTS = IdentityDefaults(

@@ -13,10 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED
-from webhook.mutation.identity import IdentityDefaults, identity_from_annotations
-from webhook.mutation.patch import build_identity_patch
-from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
-from webhook.settings import (
+from webhook.mutation.defaults import (
     DEFAULT_CC_AUDIENCE,
     DEFAULT_CC_FULL_URI,
     DEFAULT_CC_MOUNT_PATH,
@@ -24,6 +21,9 @@ from webhook.settings import (
     DEFAULT_CC_VOLUME_NAME,
     DEFAULT_TOKEN_MOUNT_PATH,
 )
+from webhook.mutation.identity import IdentityDefaults, identity_from_annotations
+from webhook.mutation.patch import build_identity_patch
+from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
 
 ANCHOR = SHARED / "conformance" / "anchor"
 T = "testing.eks.amazonaws.com/"

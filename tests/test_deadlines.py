@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
-from webhook.server.admission import AdmissionEndpoint, Decision
+from webhook.mutation.answer import Answer, Outcome
+from webhook.server.admission import AdmissionEndpoint
 from webhook.server.codec import Review
 from webhook.server.deadlines import Deadlines, resolution_for
 
@@ -122,7 +123,7 @@ BODY = (ROOT / "examples" / "admissionreview.json").read_bytes()
 
 
 def test_a_decision_over_budget_is_allowed_unchanged_with_a_warning() -> None:
-    async def slow(review: Review) -> Decision:
+    async def slow(review: Review) -> Answer:
         await _forever()
         raise AssertionError("unreachable")
 
@@ -137,7 +138,7 @@ def test_a_cancellation_from_elsewhere_is_not_taken_for_the_deadline() -> None:
     async def scenario() -> bool:
         started = asyncio.Event()
 
-        async def waits(review: Review) -> Decision:
+        async def waits(review: Review) -> Answer:
             started.set()
             await _forever()
             raise AssertionError("unreachable")
@@ -155,8 +156,8 @@ def test_a_cancellation_from_elsewhere_is_not_taken_for_the_deadline() -> None:
 
 
 def test_a_fast_decision_is_answered_and_leaves_nothing_behind() -> None:
-    async def fast(review: Review) -> Decision:
-        return Decision([], (), "no role")
+    async def fast(review: Review) -> Answer:
+        return Answer([], (), Outcome.NO_ROLE)
 
     async def scenario() -> tuple[int, int]:
         endpoint = _endpoint(fast)

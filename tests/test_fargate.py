@@ -8,8 +8,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from webhook.mutation.answer import Outcome
 from webhook.mutation.fargate import (
-    FargateOutcome,
     FargateProfile,
     Selector,
     schedule_on_fargate,
@@ -97,9 +97,9 @@ def test_selector_matches(
 
 def test_profile_matches_when_any_of_several_selectors_matches() -> None:
     profile = FargateProfile("fp", (Selector("a"), Selector("b", (("app", "web"),))))
-    assert schedule(pod({"app": "web"}), [profile], "b").profile == "fp"
-    assert schedule(pod(), [profile], "a").profile == "fp"
-    assert schedule(pod(), [profile], "b").outcome is FargateOutcome.NO_MATCH
+    assert schedule(pod({"app": "web"}), [profile], "b").detail == "fp"
+    assert schedule(pod(), [profile], "a").detail == "fp"
+    assert schedule(pod(), [profile], "b").outcome is Outcome.NO_MATCH
 
 
 def test_matching_pod_gets_scheduler_and_label() -> None:
@@ -108,7 +108,7 @@ def test_matching_pod_gets_scheduler_and_label() -> None:
         {"op": "add", "path": "/spec/schedulerName", "value": SCHEDULER},
         {"op": "add", "path": LABEL_PATH, "value": "fp"},
     ]
-    assert result.outcome is FargateOutcome.SCHEDULED
+    assert result.outcome is Outcome.SCHEDULED
     assert result.warnings == ()
 
 
@@ -149,13 +149,13 @@ def test_default_scheduler_is_replaced() -> None:
 
 def test_non_matching_pod_gets_no_patch() -> None:
     result = schedule(pod({"app": "web"}), [FargateProfile("fp", (Selector("other"),))])
-    assert (result.ops, result.outcome, result.profile) == ([], FargateOutcome.NO_MATCH, "")
+    assert (result.ops, result.outcome, result.detail) == ([], Outcome.NO_MATCH, "")
 
 
 def test_label_naming_a_matching_profile_picks_it_without_warning() -> None:
     profiles = [FargateProfile("b", (Selector("ns"),)), FargateProfile("a", (Selector("ns"),))]
     result = schedule(pod({"eks.amazonaws.com/fargate-profile": "b"}), profiles)
-    assert result.profile == "b"
+    assert result.detail == "b"
     assert result.ops == [{"op": "add", "path": "/spec/schedulerName", "value": SCHEDULER}]
     assert result.warnings == ()
 
@@ -168,7 +168,7 @@ def test_several_matches_pick_the_first_by_name_and_warn() -> None:
         FargateProfile("z", (Selector("other"),)),
     ]
     result = schedule(pod(), profiles)
-    assert result.profile == "a"
+    assert result.detail == "a"
     assert result.warnings == (
         "pod matches several Fargate profiles; using 'a' (first by name), not 'b', 'c'; "
         "set label eks.amazonaws.com/fargate-profile to choose",
@@ -178,7 +178,7 @@ def test_several_matches_pick_the_first_by_name_and_warn() -> None:
 def test_label_naming_a_profile_the_pod_does_not_match_is_replaced_with_a_warning() -> None:
     profiles = [FargateProfile("a", (Selector("ns"),)), FargateProfile("x", (Selector("other"),))]
     result = schedule(pod({"eks.amazonaws.com/fargate-profile": "x"}), profiles)
-    assert result.profile == "a"
+    assert result.detail == "a"
     assert {"op": "add", "path": LABEL_PATH, "value": "a"} in result.ops
     assert result.warnings == (
         "label eks.amazonaws.com/fargate-profile='x' names no Fargate profile this pod "
@@ -189,7 +189,7 @@ def test_label_naming_a_profile_the_pod_does_not_match_is_replaced_with_a_warnin
 @pytest.mark.parametrize(
     ("p", "outcome"),
     [
-        (pod(schedulerName="my-scheduler"), FargateOutcome.OWN_SCHEDULER),
+        (pod(schedulerName="my-scheduler"), Outcome.OWN_SCHEDULER),
         (
             {
                 "metadata": {
@@ -197,15 +197,13 @@ def test_label_naming_a_profile_the_pod_does_not_match_is_replaced_with_a_warnin
                 },
                 "spec": {"containers": []},
             },
-            FargateOutcome.DAEMONSET,
+            Outcome.DAEMONSET,
         ),
-        (pod(nodeName="node-1"), FargateOutcome.BOUND),
+        (pod(nodeName="node-1"), Outcome.BOUND),
     ],
     ids=["own-scheduler", "daemonset", "bound-to-node"],
 )
-def test_pods_fargate_must_leave_alone_get_no_patch(
-    p: dict[str, Any], outcome: FargateOutcome
-) -> None:
+def test_pods_fargate_must_leave_alone_get_no_patch(p: dict[str, Any], outcome: Outcome) -> None:
     result = schedule(p, [FargateProfile("fp", (Selector("*"),))])
     assert (result.ops, result.warnings, result.outcome) == ([], (), outcome)
 
@@ -213,9 +211,7 @@ def test_pods_fargate_must_leave_alone_get_no_patch(
 def test_replicaset_owned_pod_is_scheduled() -> None:
     p = pod()
     p["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": "r"}]
-    assert (
-        schedule(p, [FargateProfile("fp", (Selector("ns"),))]).outcome is FargateOutcome.SCHEDULED
-    )
+    assert schedule(p, [FargateProfile("fp", (Selector("ns"),))]).outcome is Outcome.SCHEDULED
 
 
 def test_unsupported_features_are_warned_about() -> None:
@@ -265,8 +261,8 @@ def test_patch_applies_and_a_second_pass_yields_nothing(p: dict[str, Any]) -> No
     assert mutated["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] == "a"
     second = schedule(mutated, profiles)
     assert second.ops == []
-    assert second.outcome is FargateOutcome.ALREADY_SCHEDULED
-    assert second.profile == "a"
+    assert second.outcome is Outcome.ALREADY_SCHEDULED
+    assert second.detail == "a"
 
 
 def test_odd_field_types_do_not_raise() -> None:
@@ -274,5 +270,5 @@ def test_odd_field_types_do_not_raise() -> None:
     p["spec"]["containers"] = [{"name": "c", "ports": "80", "securityContext": "privileged"}]
     p["metadata"]["ownerReferences"] = "DaemonSet"
     result = schedule(p, [FargateProfile("fp", (Selector("ns"),))])
-    assert result.outcome is FargateOutcome.SCHEDULED
+    assert result.outcome is Outcome.SCHEDULED
     assert result.warnings == ()

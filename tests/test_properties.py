@@ -178,9 +178,8 @@ def mutator() -> PodMutator:
     store.replace_all(
         parse_service_accounts(SERVICE_ACCOUNTS, identity_defaults(config), source="test.yaml")
     )
-    mutator = PodMutator(config, store)
-    mutator.container_credentials_keys = frozenset({f"{NAMESPACE}/cc"})
-    return mutator
+    listed = frozenset({f"{NAMESPACE}/cc"})
+    return PodMutator.from_settings(config, store, container_credentials_keys=lambda: listed)
 
 
 def _is_valid_pod(pod: Any) -> bool:

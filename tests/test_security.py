@@ -14,8 +14,10 @@ import pytest
 
 from tests.support.admission import review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
-from webhook.mutator import Outcome, PodMutator, identity_defaults
-from webhook.settings import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH, Settings
+from webhook.mutation.answer import Outcome
+from webhook.mutation.defaults import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH
+from webhook.mutator import PodMutator, identity_defaults
+from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
@@ -60,7 +62,7 @@ def mutator() -> PodMutator:
             SERVICE_ACCOUNTS.encode(), identity_defaults(settings), source="test.yaml"
         )
     )
-    return PodMutator(settings, store)
+    return PodMutator.from_settings(settings, store)
 
 
 def _pod(account: str, **extra: Any) -> dict[str, Any]:
@@ -119,7 +121,10 @@ def test_a_role_annotation_on_the_pod_does_not_give_a_roleless_serviceaccount_on
 def test_a_same_name_serviceaccount_in_another_namespace_never_leaks_in(
     mutator: PodMutator, namespace: str, outcome: Outcome
 ) -> None:
-    mutator.container_credentials_keys = frozenset({"team-a/app"})
+    listed = frozenset({"team-a/app"})
+    mutator = PodMutator.from_settings(
+        Settings(), mutator.store, container_credentials_keys=lambda: listed
+    )
     pod = _pod("app", metadata={"namespace": "team-a"})  # the pod's own claim is not trusted
     result = mutator.mutate_now(pod, namespace)
     assert (result.ops, result.outcome) == ([], outcome)

@@ -25,9 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.admission import app_service_account_file, eventually, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 from webhook.cli import build_parser
+from webhook.flags import settings_from_args
 from webhook.server import tls
 from webhook.server.tls import CertificateReloader, build_server_context, certificate_expiry
-from webhook.settings import SettingsError, settings_from_args
+from webhook.settings import SettingsError
 
 JSON = {"Content-Type": "application/json"}
 

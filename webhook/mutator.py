@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from collections.abc import Callable, Container
 from random import Random
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
+from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
-from webhook.mutation.podidentity import ContainerCredentials, Mode, resolve_pod_identity
+from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
 from webhook.settings import Settings
 from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
-from webhook.types import JsonObject, PatchOp
+from webhook.types import JsonObject
 
-
-class Outcome(Enum):
-    MUTATED = "mutated"
-    ALREADY_PRESENT = "already present"
-    NO_ROLE = "no role"
-    NOT_FOUND = "not found"
+NO_KEYS: frozenset[str] = frozenset()
 
 
 class IdentityLookup(Protocol):
     def get(self, namespace: str, name: str) -> ServiceAccountIdentity | None: ...
 
 
-class MutationResult(NamedTuple):
-    ops: list[PatchOp]
-    warnings: tuple[str, ...]
-    outcome: Outcome
-    mode: Mode | None
-    service_account: str
-    # Pod annotations (without the prefix) whose value was ignored or adjusted.
-    invalid_annotations: tuple[str, ...] = ()
+# The ServiceAccounts ("namespace/name") that use container credentials, read per admission:
+# the file that lists them is reloaded while the webhook runs.
+KeysSource = Callable[[], Container[str]]
+# Called (namespace, name) when an admission starts waiting for a ServiceAccount not yet seen.
+MissHook = Callable[[str, str], None]
 
 
 def identity_defaults(
@@ -58,57 +51,112 @@ def container_credentials_of(settings: Settings) -> ContainerCredentials:
     )
 
 
+def _no_keys() -> Container[str]:
+    return NO_KEYS
+
+
 class PodMutator:
+    """Everything it reads is given at construction and never re-wired afterwards."""
+
+    __slots__ = (
+        "_config_map",
+        "_container_credentials",
+        "_grace_period",
+        "_keys",
+        "_mount_path",
+        "_on_miss",
+        "_region",
+        "_rng",
+        "annotation_prefix",
+        "store",
+    )
+
     def __init__(
         self,
+        store: ServiceAccountStore,
+        *,
+        annotation_prefix: str,
+        mount_path: str,
+        region: str,
+        container_credentials: ContainerCredentials,
+        container_credentials_keys: KeysSource = _no_keys,
+        config_map: IdentityLookup | None = None,
+        grace_period: float = 0.0,
+        on_miss: MissHook | None = None,
+        rng: Random | None = None,
+    ) -> None:
+        self.store = store
+        self.annotation_prefix = annotation_prefix
+        self._mount_path = mount_path
+        self._region = region
+        self._container_credentials = container_credentials
+        self._keys = container_credentials_keys
+        self._config_map = config_map
+        self._grace_period = grace_period
+        self._on_miss = on_miss
+        self._rng = rng or Random()
+
+    @classmethod
+    def from_settings(
+        cls,
         settings: Settings,
         store: ServiceAccountStore,
         *,
+        container_credentials_keys: KeysSource = _no_keys,
         config_map: IdentityLookup | None = None,
+        on_miss: MissHook | None = None,
         rng: Random | None = None,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.config_map = config_map
-        self.container_credentials_keys: frozenset[str] = frozenset()
-        self._container_credentials = container_credentials_of(settings)
-        self._rng = rng or Random()
+    ) -> PodMutator:
+        return cls(
+            store,
+            annotation_prefix=settings.annotation_prefix,
+            mount_path=settings.token_mount_path,
+            region=settings.aws_default_region,
+            container_credentials=container_credentials_of(settings),
+            container_credentials_keys=container_credentials_keys,
+            config_map=config_map,
+            grace_period=settings.service_account_lookup_grace_period,
+            on_miss=on_miss,
+            rng=rng,
+        )
 
-    async def mutate(self, pod: JsonObject, namespace: str) -> MutationResult:
+    def uses_container_credentials(self, namespace: str, name: str) -> bool:
+        return key_of(namespace, name) in self._keys()
+
+    async def mutate(self, pod: JsonObject, namespace: str) -> Answer:
         """As `mutate_now`, but waits the grace period for a ServiceAccount not yet seen."""
         name = service_account_name(pod)
-        grace = self.settings.service_account_lookup_grace_period
+        grace = self._grace_period
         if grace > 0 and self.store.get(namespace, name) is None:
+            if self._on_miss is not None:
+                self._on_miss(namespace, name)
             await self.store.wait_for(namespace, name, grace)
         return self.mutate_now(pod, namespace)
 
-    def mutate_now(self, pod: JsonObject, namespace: str) -> MutationResult:
+    def mutate_now(self, pod: JsonObject, namespace: str) -> Answer:
         name = service_account_name(pod)
         key = key_of(namespace, name)
         service_account = self.store.get(namespace, name)
-        config_map = self.config_map.get(namespace, name) if self.config_map else None
-        listed = key in self.container_credentials_keys
+        config_map = self._config_map.get(namespace, name) if self._config_map else None
+        listed = key in self._keys()
         resolution = resolve_pod_identity(
             pod,
             service_account=service_account,
             config_map=config_map,
             container_credentials=self._container_credentials if listed else None,
-            annotation_prefix=self.settings.annotation_prefix,
-            mount_path=self.settings.token_mount_path,
-            region=self.settings.aws_default_region,
+            annotation_prefix=self.annotation_prefix,
+            mount_path=self._mount_path,
+            region=self._region,
             rng=self._rng,
         )
         identity = resolution.identity
         if identity is None:
             found = service_account is not None or config_map is not None
-            outcome = Outcome.NO_ROLE if found else Outcome.NOT_FOUND
-            return MutationResult([], (), outcome, None, key)
+            return Answer([], (), Outcome.NO_ROLE if found else Outcome.NOT_FOUND, key)
         mutation = build_identity_patch(pod, identity)
         outcome = Outcome.MUTATED if mutation.ops else Outcome.ALREADY_PRESENT
         warnings = resolution.warnings + mutation.warnings
-        return MutationResult(
-            mutation.ops, warnings, outcome, identity.mode, key, resolution.invalid
-        )
+        return Answer(mutation.ops, warnings, outcome, key, identity.mode, resolution.invalid)
 
 
 def service_account_name(pod: JsonObject) -> str:

@@ -18,9 +18,10 @@ from webhook.doctor.inputs import (
 )
 from webhook.doctor.pods import pod_checks
 from webhook.doctor.report import exit_code, render_json, render_table
+from webhook.flags import add_mutation_arguments, settings_from_args
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutator import service_account_name
-from webhook.settings import Settings, add_mutation_arguments, settings_from_args
+from webhook.settings import Settings
 from webhook.sources.errors import ConfigError
 from webhook.sources.serviceaccounts.annotations import identity_of_service_account
 from webhook.sources.serviceaccounts.store import key_of

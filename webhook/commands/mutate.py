@@ -12,11 +12,13 @@ import jsonpatch
 import orjson
 import yaml
 
+from webhook.flags import add_mutation_arguments, settings_from_args
+from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.shape import InvalidPod, check_pod
-from webhook.mutator import MutationResult, Outcome, PodMutator, identity_defaults
-from webhook.settings import Settings, add_mutation_arguments, settings_from_args
+from webhook.mutator import PodMutator, identity_defaults
+from webhook.settings import Settings
 from webhook.sources.errors import ConfigError
 from webhook.sources.files.containercredentials import parse_container_credentials
 from webhook.sources.files.fargateprofiles import parse_fargate_profiles
@@ -147,19 +149,16 @@ def preview(
     return ops, result.warnings + _unmutated_warnings(result)
 
 
-def _unmutated_warnings(result: MutationResult) -> tuple[str, ...]:
+def _unmutated_warnings(result: Answer) -> tuple[str, ...]:
     """The most common surprise: the pod comes back unchanged because its ServiceAccount was
     not in the given source or carries no role annotation. Say which one was looked for."""
     if result.outcome is Outcome.NOT_FOUND:
         return (
-            f"ServiceAccount {result.service_account} not found in --service-accounts-file or "
+            f"ServiceAccount {result.detail} not found in --service-accounts-file or "
             "the input; the pod is unchanged",
         )
     if result.outcome is Outcome.NO_ROLE:
-        return (
-            f"ServiceAccount {result.service_account} has no role-arn annotation; "
-            "the pod is unchanged",
-        )
+        return (f"ServiceAccount {result.detail} has no role-arn annotation; the pod is unchanged",)
     return ()
 
 
@@ -184,7 +183,7 @@ def preview_fargate(
         template, namespace, profiles=profiles, scheduler_name=settings.fargate_scheduler_name
     )
     where = f"fargate: {result.outcome.value}" + (
-        f" (profile {result.profile!r})" if result.profile else ""
+        f" (profile {result.detail!r})" if result.detail else ""
     )
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
     return ops, (where, *result.warnings)
@@ -240,11 +239,11 @@ def build_mutator(
         entries.update(extra(defaults))
     store = ServiceAccountStore()
     store.replace_all(entries)
-    mutator = PodMutator(settings, store)
+    keys: frozenset[str] = frozenset()
     if settings.watch_container_credentials_config is not None:
         path = settings.watch_container_credentials_config
-        mutator.container_credentials_keys = parse_container_credentials(_read(path), source=path)
-    return mutator
+        keys = parse_container_credentials(_read(path), source=path)
+    return PodMutator.from_settings(settings, store, container_credentials_keys=lambda: keys)
 
 
 def _read(path: Path) -> bytes:

@@ -9,13 +9,14 @@ from typing import Any
 import jsonpatch
 
 from webhook.doctor.report import Check, failed, not_checked, passed
+from webhook.mutation.answer import Answer, Outcome
+from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
 from webhook.mutation.patch import REGION_ENVS, ROLE_ARN_ENV
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import Mode, parse_skip_containers, pod_annotations
-from webhook.mutator import MutationResult, Outcome, PodMutator, service_account_name
+from webhook.mutator import PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX
-from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.types import JsonObject
 
 BOTOCORE_REGION_ENV = "AWS_DEFAULT_REGION"
@@ -35,7 +36,7 @@ def pod_checks(mutator: PodMutator, pod: JsonObject, namespace: str, *, sources:
     result = mutator.mutate_now(pod, namespace)
     checks = [_service_account(mutator, namespace, name, sources), _role(mutator, namespace, name)]
     patched: JsonObject = jsonpatch.apply_patch(pod, result.ops) if result.ops else pod
-    checks.append(_containers(pod, result, mutator.settings.annotation_prefix))
+    checks.append(_containers(pod, result, mutator.annotation_prefix))
     token = _token_source(patched, result)
     checks += _sdk(patched, result, token)
     audience = token.get("audience") if token else None
@@ -65,10 +66,10 @@ def _service_account(mutator: PodMutator, namespace: str, name: str, sources: st
 def _role(mutator: PodMutator, namespace: str, name: str) -> Check:
     check = "pod.role-arn"
     identity = mutator.store.get(namespace, name)
-    annotation = f"{mutator.settings.annotation_prefix}/{ROLE_ARN}"
+    annotation = f"{mutator.annotation_prefix}/{ROLE_ARN}"
     if identity is None:
         return not_checked(check, "no ServiceAccount to read the role from")
-    if f"{namespace}/{name}" in mutator.container_credentials_keys:
+    if mutator.uses_container_credentials(namespace, name):
         return passed(check, "EKS Pod Identity (container credentials): no role annotation needed")
     if not identity.role_arn:
         return failed(
@@ -89,7 +90,7 @@ def _role(mutator: PodMutator, namespace: str, name: str) -> Check:
     return passed(check, f"role {identity.role_arn}", seen=identity.role_arn)
 
 
-def _containers(pod: JsonObject, result: MutationResult, prefix: str) -> Check:
+def _containers(pod: JsonObject, result: Answer, prefix: str) -> Check:
     check = "pod.containers"
     if result.outcome in (Outcome.NOT_FOUND, Outcome.NO_ROLE):
         return not_checked(check, "the webhook leaves this pod unchanged (no identity)")
@@ -127,7 +128,7 @@ def _has_env(container: dict[str, Any]) -> bool:
     )
 
 
-def _token_source(patched: JsonObject, result: MutationResult) -> dict[str, Any] | None:
+def _token_source(patched: JsonObject, result: Answer) -> dict[str, Any] | None:
     """The serviceAccountToken projection the webhook added (or found, on a mutated pod)."""
     if result.mode is None:
         return None
@@ -139,7 +140,7 @@ def _token_source(patched: JsonObject, result: MutationResult) -> dict[str, Any]
     return None
 
 
-def _sdk(patched: JsonObject, result: MutationResult, token: dict[str, Any] | None) -> list[Check]:
+def _sdk(patched: JsonObject, result: Answer, token: dict[str, Any] | None) -> list[Check]:
     if result.mode is None:
         return [
             not_checked("sdk.region", "no identity: nothing for the SDKs to read"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
+from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops, objects, string_map
 from webhook.mutation.wildcards import cached_wildcard, wildcard_matches
 from webhook.types import JsonObject, PatchOp
@@ -29,23 +29,6 @@ class Selector:
 class FargateProfile:
     name: str
     selectors: tuple[Selector, ...]
-
-
-class FargateOutcome(Enum):
-    SCHEDULED = "scheduled on fargate"
-    ALREADY_SCHEDULED = "already scheduled on fargate"
-    NO_MATCH = "no fargate profile matches"
-    OWN_SCHEDULER = "pod names its own scheduler"
-    DAEMONSET = "owned by a DaemonSet"
-    BOUND = "already bound to a node"
-
-
-@dataclass(frozen=True, slots=True)
-class FargateScheduling:
-    ops: list[PatchOp]
-    warnings: tuple[str, ...]
-    outcome: FargateOutcome
-    profile: str  # the chosen profile; "" when none
 
 
 def _label_matches(key: str, value: str, labels: Mapping[str, str]) -> bool:
@@ -82,22 +65,22 @@ def schedule_on_fargate(
     *,
     profiles: Sequence[FargateProfile],
     scheduler_name: str,
-) -> FargateScheduling:
+) -> Answer:
     """The patch that hands a matching pod to `scheduler_name`; no operation when it has it already."""
     metadata: JsonObject = pod.get("metadata") or {}
     spec: JsonObject = pod.get("spec") or {}
     labels = string_map(metadata.get("labels"))
     if _owned_by_daemonset(metadata):
-        return FargateScheduling([], (), FargateOutcome.DAEMONSET, "")
+        return Answer([], (), Outcome.DAEMONSET, "")
     if spec.get("nodeName"):
-        return FargateScheduling([], (), FargateOutcome.BOUND, "")
+        return Answer([], (), Outcome.BOUND, "")
     current_scheduler = spec.get("schedulerName")
     if current_scheduler not in (None, "", DEFAULT_SCHEDULER_NAME, scheduler_name):
-        return FargateScheduling([], (), FargateOutcome.OWN_SCHEDULER, "")
+        return Answer([], (), Outcome.OWN_SCHEDULER, "")
 
     matches = matching_profiles(profiles, namespace, labels)
     if not matches:
-        return FargateScheduling([], (), FargateOutcome.NO_MATCH, "")
+        return Answer([], (), Outcome.NO_MATCH, "")
     chosen, choice_warnings = _choose(matches, labels.get(PROFILE_LABEL))
 
     ops: list[PatchOp] = []
@@ -105,10 +88,8 @@ def schedule_on_fargate(
         # "add" replaces an existing member (RFC 6902 4.1), so this also overrides default-scheduler
         ops.append(add_op("/spec/schedulerName", scheduler_name))
     ops.extend(label_ops(pod, PROFILE_LABEL, chosen.name))
-    outcome = FargateOutcome.SCHEDULED if ops else FargateOutcome.ALREADY_SCHEDULED
-    return FargateScheduling(
-        ops, choice_warnings + _unsupported_warnings(spec), outcome, chosen.name
-    )
+    outcome = Outcome.SCHEDULED if ops else Outcome.ALREADY_SCHEDULED
+    return Answer(ops, choice_warnings + _unsupported_warnings(spec), outcome, chosen.name)
 
 
 def _choose(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from webhook.settings import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 
 ROLE_ARN = "role-arn"
 AUDIENCE = "audience"
@@ -38,6 +38,12 @@ class IdentityDefaults:
     token_expiration: int
     compose_account_id: str = ""
     compose_partition: str = ""
+    # One shared entry for every ServiceAccount without our annotations (most of a big cluster),
+    # held by the defaults it is made of so that it lives exactly as long as they do.
+    no_identity: ServiceAccountIdentity = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "no_identity", identity_from_annotations({}, self, source=""))
 
     @property
     def composes_role_arn(self) -> bool:

@@ -15,16 +15,16 @@ from random import Random
 from typing import NamedTuple
 
 from webhook.mutation.csvrecord import CsvError, read_first_record
+from webhook.mutation.defaults import (
+    DEFAULT_TOKEN_EXPIRATION_SECONDS,
+    JITTER_MIN_TOKEN_EXPIRATION_SECONDS,
+)
 from webhook.mutation.identity import (
     SKIP_CONTAINERS,
     TOKEN_EXPIRATION,
     ServiceAccountIdentity,
     parse_expiration,
     shown,
-)
-from webhook.settings import (
-    DEFAULT_TOKEN_EXPIRATION_SECONDS,
-    JITTER_MIN_TOKEN_EXPIRATION_SECONDS,
 )
 from webhook.types import JsonObject
 
@@ -51,8 +51,8 @@ class ContainerCredentials:
 class PodIdentity(NamedTuple):
     """Everything the patch needs, fully resolved for one pod.
 
-    The values built per admission (this, Resolution, Mutation, MutationResult, Review,
-    Decision) are NamedTuples: immutable like a frozen dataclass, built in a third of the time.
+    The values built per admission (this, Resolution, Mutation, Review, Answer) are
+    NamedTuples: immutable like a frozen dataclass, built in a third of the time.
     """
 
     mode: Mode

@@ -1,7 +1,7 @@
 """The /mutate hot path as a plain ASGI app: no dependency injection, no request models.
 
 kube-apiserver calls this for every pod it creates, so the framework's per-request machinery
-is skipped here (issue 9 measures it); FastAPI serves everything else.
+is skipped here (docs/performance.md measures it); FastAPI serves everything else.
 """
 
 from __future__ import annotations
@@ -14,25 +14,39 @@ from typing import Any, NamedTuple
 
 from starlette.types import Receive, Scope, Send
 
-from webhook.server.codec import BadRequest, Review, decode_review, errored, patched
+from webhook.mutation.answer import Answer, Outcome
+from webhook.server.codec import (
+    BadRequest,
+    Review,
+    echo_of,
+    errored,
+    parse_body,
+    patched,
+    review_of,
+)
 from webhook.server.deadlines import Deadlines, resolution_for
-from webhook.types import PatchOp
 
-logger = logging.getLogger("webhook.admission")
-
-
-class Decision(NamedTuple):
-    ops: list[PatchOp]
-    warnings: tuple[str, ...]
-    outcome: str  # for logs and metrics: mutated, already present, no role, not found, ...
-    detail: str = ""  # e.g. the ServiceAccount or the Fargate profile
+# The admission log keeps the name its lines have always carried: docs/production.md ("Logs")
+# shows it and log queries select on it. This module and the observer (app.py) write under it.
+ADMISSION_LOGGER = "webhook.admission"
+logger = logging.getLogger(ADMISSION_LOGGER)
 
 
-Decide = Callable[[Review], Awaitable[Decision]]
-Observe = Callable[[str, str, int, float, Review | None, Decision | None], None]  # verb, path, ...
+class Observation(NamedTuple):
+    """One answered request, for metrics and the admission log line."""
+
+    verb: str
+    path: str
+    status: int
+    seconds: float
+    review: Review | None  # None when the request was refused before it was decoded
+    answer: Answer | None  # None when the request was refused or failed
+
+
+Decide = Callable[[Review], Awaitable[Answer]]
+Observe = Callable[[Observation], None]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-OVER_BUDGET = "over time budget"  # the outcome of a decision cut off by the time budget
 
 
 class AdmissionEndpoint:
@@ -66,24 +80,30 @@ class AdmissionEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         review: Review | None = None
-        decision: Decision | None = None
-        body = b""
+        answer: Answer | None = None
+        document: Any = None  # the decoded body, kept for the echo of an error answer
         # One deadline for the whole request: a body sent slowly eats into the decision's time.
         budget, deadlines = self._time_budget, self._deadlines
         task: asyncio.Task[Any] | None = None
+        cancelling = 0
         try:
             if scope["method"] != "POST":
                 raise BadRequest(405, f"{scope['method']} is not allowed; POST an AdmissionReview")
             if deadlines is not None and budget is not None:
                 task = asyncio.current_task()
-                assert task is not None
-                cancelling = task.cancelling()
-                deadlines.add(task, asyncio.get_running_loop().time() + self._cutoff)
+                if task is not None:  # always, under an event loop's task
+                    cancelling = task.cancelling()
+                    deadlines.add(task, asyncio.get_running_loop().time() + self._cutoff)
             try:
                 body = await self._read_body(scope, receive)
-                _check_content_type(scope)
-                review = decode_review(body)
-                decision = await self._decide(review)
+                if not _is_json(scope):
+                    document = _echoable(body)
+                    raise BadRequest(
+                        415, "Content-Type is not supported; expected application/json"
+                    )
+                document = parse_body(body)
+                review = review_of(document)
+                answer = await self._decide(review)
             except asyncio.CancelledError:
                 # Ours only if the deadline cancelled it, and nobody else (a shutdown) did too.
                 if (
@@ -97,18 +117,20 @@ class AdmissionEndpoint:
                     raise BadRequest(
                         408, f"the body did not arrive within the time budget of {budget:g}s"
                     ) from None
-                decision = self._over_budget(review)
+                answer = self._over_budget(review)
             finally:
                 if task is not None and deadlines is not None:
                     deadlines.discard(task)
-            status, payload = 200, patched(review, decision.ops, decision.warnings)
+            status, payload = 200, patched(review, answer.ops, answer.warnings)
         except BadRequest as exc:
-            status, payload = exc.status, errored(exc.status, exc.message, body=body)
+            status = exc.status
+            payload = errored(status, exc.message, echo=echo_of(document))
             logger.warning("rejected %s request: %s", self.path, exc.message)
         except Exception:
             # Never a traceback to the client; the log has it.
             logger.exception("internal error answering %s", self.path)
-            status, payload = 500, errored(500, "internal error; see the webhook's log", body=body)
+            status = 500
+            payload = errored(500, "internal error; see the webhook's log", echo=echo_of(document))
         await send(
             {
                 "type": "http.response.start",
@@ -118,10 +140,12 @@ class AdmissionEndpoint:
         )
         await send({"type": "http.response.body", "body": payload})
         self._observe(
-            scope["method"], self.path, status, time.perf_counter() - started, review, decision
+            Observation(
+                scope["method"], self.path, status, time.perf_counter() - started, review, answer
+            )
         )
 
-    def _over_budget(self, review: Review) -> Decision:
+    def _over_budget(self, review: Review) -> Answer:
         """Past the budget the pod is allowed unchanged: never a hang, never a kube-apiserver
         timeout that failurePolicy: Fail would turn into a refused pod."""
         logger.warning(
@@ -135,7 +159,7 @@ class AdmissionEndpoint:
             f"pod-identity-webhook: not mutated, the admission took longer than "
             f"{self._time_budget:g}s; the pod has no AWS credentials from the webhook"
         )
-        return Decision([], (warning,), OVER_BUDGET)
+        return Answer([], (warning,), Outcome.OVER_BUDGET)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -159,10 +183,16 @@ class AdmissionEndpoint:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _check_content_type(scope: Scope) -> None:
-    content_type = _header(scope, b"content-type").split(b";", 1)[0].strip().lower()
-    if content_type != b"application/json":
-        raise BadRequest(415, "Content-Type is not supported; expected application/json")
+def _is_json(scope: Scope) -> bool:
+    return _header(scope, b"content-type").split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _echoable(body: bytes) -> Any:
+    """The body decoded only so that the 415 answer can echo its apiVersion and uid."""
+    try:
+        return parse_body(body)
+    except BadRequest:
+        return None
 
 
 def _header(scope: Scope, name: bytes) -> bytes:

@@ -11,12 +11,14 @@ from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
 from webhook.logs import InfoLine, clip
-from webhook.server.admission import OVER_BUDGET, AdmissionEndpoint, Decision, Observe
-from webhook.server.codec import Review
+from webhook.mutation.answer import Outcome
+from webhook.server.admission import ADMISSION_LOGGER, AdmissionEndpoint, Observation, Observe
 from webhook.server.exposition import CONTENT_TYPE
 from webhook.server.service import WebhookService
 
-logger = logging.getLogger("webhook.admission")
+# The admission line and its debug detail go to the admission log, under its documented name
+# (see webhook/server/admission.py); this module logs nothing else.
+admission_log = logging.getLogger(ADMISSION_LOGGER)
 
 MUTATE_PATH = "/mutate"
 MUTATE_FARGATE_PATH = "/mutate-fargate"
@@ -42,28 +44,22 @@ def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
 
 def _observer(service: WebhookService) -> Observe:
     metrics = service.metrics
-    admission_line = InfoLine(logger)
+    admission_line = InfoLine(admission_log)
 
-    def observe(
-        verb: str,
-        path: str,
-        status: int,
-        seconds: float,
-        review: Review | None,
-        decision: Decision | None,
-    ) -> None:
+    def observe(observation: Observation) -> None:
+        verb, path, status, seconds, review, answer = observation
         metrics.observe_request(verb, path, status, seconds)
-        if review is None or decision is None:
+        if review is None or answer is None:
             return
-        if decision.outcome == OVER_BUDGET:
+        if answer.outcome is Outcome.OVER_BUDGET:
             metrics.over_budget.inc()
-        if logger.isEnabledFor(logging.DEBUG):
+        if admission_log.isEnabledFor(logging.DEBUG):
             # the warnings' text may quote annotation values, which are never logged
-            logger.debug(
+            admission_log.debug(
                 "admission uid=%s patch paths=%s warnings=%d",
                 clip(review.uid),
-                [op["path"] for op in decision.ops],
-                len(decision.warnings),
+                [op["path"] for op in answer.ops],
+                len(answer.warnings),
             )
         if not admission_line.enabled():
             return
@@ -74,19 +70,20 @@ def _observer(service: WebhookService) -> Observe:
         name = clip(metadata.get("name") or metadata.get("generateName") or "-")
         uid, namespace = clip(review.uid), clip(review.namespace)
         subject = "profile" if path == MUTATE_FARGATE_PATH else "serviceaccount"
-        clipped_detail = clip(decision.detail)
+        clipped_detail = clip(answer.detail)
+        outcome = answer.outcome.value
         detail = clipped_detail or "-"
         latency_ms = seconds * 1000
         admission_line(
             f"admission path={path} uid={uid} namespace={namespace} pod={name} "
-            f"{subject}={detail} outcome={decision.outcome} latency_ms={latency_ms:.2f}",
+            f"{subject}={detail} outcome={outcome} latency_ms={latency_ms:.2f}",
             {
                 "path": path,
                 "uid": uid,
                 "namespace": namespace,
                 "pod": name,
                 subject: clipped_detail,
-                "outcome": decision.outcome,
+                "outcome": outcome,
                 "latency_ms": round(latency_ms, 3),
             },
         )

@@ -45,7 +45,8 @@ def go_float(value: float) -> str:
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
     sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
-    assert isinstance(exponent, int)
+    if not isinstance(exponent, int):  # "n", "N" or "F": NaN and infinities, answered above
+        raise ValueError(f"not a finite number: {value!r}")
     digits = "".join(map(str, digit_tuple))  # repr is the shortest round-trip, as Go's -1
     stripped = digits.rstrip("0")
     exponent += len(digits) - len(stripped)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from random import Random
 from typing import Any
 
+from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults
 from webhook.mutation.shape import oversized_warning
-from webhook.mutator import Outcome, PodMutator, identity_defaults
-from webhook.server.admission import Decision
+from webhook.mutator import PodMutator, identity_defaults
 from webhook.server.codec import Review
 from webhook.server.metrics import Metrics
 from webhook.settings import Settings
@@ -31,7 +33,6 @@ from webhook.sources.supervisor import Supervised
 logger = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], str]  # "" when ready, else why not
-TOO_MANY_CONTAINERS = "too many containers"  # the outcome for a pod past MAX_MUTATED_CONTAINERS
 
 
 class StartupError(RuntimeError):
@@ -44,10 +45,13 @@ class WebhookService:
         self.metrics = Metrics()
         self.store = ServiceAccountStore()
         self.defaults: IdentityDefaults = identity_defaults(settings)
-        self.mutator = PodMutator(settings, self.store, rng=rng)
+        self._rng = rng
+        # Replaced by the container-credentials file's loader; the mutator reads it per admission.
+        self._container_credentials_keys: frozenset[str] = frozenset()
         self.watched_files: list[WatchedFile] = []
         self.readiness_checks: list[ReadinessCheck] = [self._store_ready]
         self.cluster = ClusterSources()
+        self.mutator = self._build_mutator()  # built again once load_sources knows the sources
         self.fargate_profiles: tuple[FargateProfile, ...] | None = (
             None  # None: no --fargate-profiles
         )
@@ -77,18 +81,33 @@ class WebhookService:
             )
         if s.fargate_profiles is not None:
             self._watch(s.fargate_profiles, self._load_fargate_profiles, name="fargate-profiles")
+        self.mutator = self._build_mutator()
+
+    def _build_mutator(self) -> PodMutator:
+        lookup = self.cluster.lookup
+        return PodMutator.from_settings(
+            self.settings,
+            self.store,
+            container_credentials_keys=self._listed_keys,
+            config_map=self.cluster.config_map,
+            on_miss=lookup.request if lookup is not None else None,
+            rng=self._rng,
+        )
+
+    def _listed_keys(self) -> frozenset[str]:
+        return self._container_credentials_keys
 
     def _watch(
         self,
-        path: Any,
-        load: Callable[[bytes], None],
+        path: Path,
+        load: Callable[[Path, bytes], None],
         *,
         name: str,
         absent_content: bytes | None = None,
     ) -> None:
         watched = WatchedFile(
             path,
-            load,
+            functools.partial(load, path),
             name=name,
             on_reload=self.metrics.config_reloaded,
             absent_content=absent_content,
@@ -139,8 +158,6 @@ class WebhookService:
             count_skip=self._count_skip,
             count_invalid=self._count_invalid_service_account,
         )
-        if self.cluster.config_map is not None:
-            self.mutator.config_map = self.cluster.config_map
         for watch in self.cluster.watches:
             self.readiness_checks.append(watch.not_ready_reason)
             self._background.append(self._supervise(watch.run, name=watch.name))
@@ -182,9 +199,7 @@ class WebhookService:
             for key, identity in self.store.snapshot().items()
         }
 
-    def _load_service_accounts(self, content: bytes) -> None:
-        path = self.settings.service_accounts_file
-        assert path is not None
+    def _load_service_accounts(self, path: Path, content: bytes) -> None:
         entries = parse_service_accounts(
             content,
             self.defaults,
@@ -197,16 +212,12 @@ class WebhookService:
         self._report_cache(len(entries), any(identity.role_arn for identity in entries.values()))
         logger.info("loaded %d ServiceAccounts from %s", len(entries), path)
 
-    def _load_container_credentials(self, content: bytes) -> None:
-        path = self.settings.watch_container_credentials_config
-        assert path is not None
+    def _load_container_credentials(self, path: Path, content: bytes) -> None:
         keys = parse_container_credentials(content, source=path)
-        self.mutator.container_credentials_keys = keys
+        self._container_credentials_keys = keys
         logger.info("container credentials apply to %d ServiceAccounts (from %s)", len(keys), path)
 
-    def _load_fargate_profiles(self, content: bytes) -> None:
-        path = self.settings.fargate_profiles
-        assert path is not None
+    def _load_fargate_profiles(self, path: Path, content: bytes) -> None:
         profiles = parse_fargate_profiles(content, source=path)
         self.fargate_profiles = profiles
         logger.info(
@@ -241,33 +252,33 @@ class WebhookService:
         """Why the webhook is not ready; empty when it is."""
         return [reason for check in self.readiness_checks if (reason := check())]
 
-    async def decide_identity(self, review: Review) -> Decision:
+    async def decide_identity(self, review: Review) -> Answer:
         if review.pod is None:
-            return Decision([], (), "not a pod")
+            return Answer([], (), Outcome.NOT_A_POD)
         oversized = oversized_warning(review.pod)
         if oversized:
-            return Decision([], (oversized,), TOO_MANY_CONTAINERS)
-        result = await self.mutator.mutate(review.pod, review.namespace)
-        if result.mode is not None:  # upstream counts already-patched pods too
-            self.metrics.pod_identified(result.mode.value)
-        if result.outcome is Outcome.NOT_FOUND:
+            return Answer([], (oversized,), Outcome.TOO_MANY_CONTAINERS)
+        answer = await self.mutator.mutate(review.pod, review.namespace)
+        if answer.mode is not None:  # upstream counts already-patched pods too
+            self.metrics.pod_identified(answer.mode.value)
+        if answer.outcome is Outcome.NOT_FOUND:
             self.metrics.service_account_missing()
-        for annotation in result.invalid_annotations:
+        for annotation in answer.invalid_annotations:
             self.metrics.invalid_annotations.labels("pod", annotation).inc()
-        return Decision(result.ops, result.warnings, result.outcome.value, result.service_account)
+        return answer
 
-    async def decide_fargate(self, review: Review) -> Decision:
+    async def decide_fargate(self, review: Review) -> Answer:
         if review.pod is None:
-            return Decision([], (), "not a pod")
+            return Answer([], (), Outcome.NOT_A_POD)
         profiles = self.fargate_profiles
         if profiles is None:
-            return Decision([], (), "no --fargate-profiles")
-        result = schedule_on_fargate(
+            return Answer([], (), Outcome.NO_FARGATE_PROFILES)
+        answer = schedule_on_fargate(
             review.pod,
             review.namespace,
             profiles=profiles,
             scheduler_name=self.settings.fargate_scheduler_name,
         )
-        if result.ops:
-            self.metrics.fargate_scheduled.labels(result.profile).inc()
-        return Decision(result.ops, result.warnings, result.outcome.value, result.profile)
+        if answer.ops:
+            self.metrics.fargate_scheduled.labels(answer.detail).inc()
+        return answer

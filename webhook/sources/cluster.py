@@ -74,7 +74,6 @@ def build_cluster_sources(
                 put=sink.put,
                 grace_period=settings.service_account_lookup_grace_period,
             )
-            store.on_miss = sources.lookup.request
     if settings.watch_config_map:
         source = ConfigMapSource(defaults, on_reload=on_reload)
         core = new_core_api(configuration)

@@ -16,19 +16,7 @@ def identity_of_service_account(
 ) -> ServiceAccountIdentity:
     prefix = defaults.annotation_prefix + "/"
     if not any(key.startswith(prefix) for key in annotations):
-        return no_identity(defaults)
+        return defaults.no_identity
     return identity_from_annotations(
         annotations, defaults, source=f"ServiceAccount {namespace}/{name}"
     )
-
-
-_shared: dict[IdentityDefaults, ServiceAccountIdentity] = {}
-
-
-def no_identity(defaults: IdentityDefaults) -> ServiceAccountIdentity:
-    """One shared entry for every ServiceAccount without our annotations: most of a big cluster."""
-    found = _shared.get(defaults)
-    if found is None:
-        found = identity_from_annotations({}, defaults, source="")
-        _shared[defaults] = found
-    return found

@@ -9,7 +9,7 @@ about to arrive, without blocking the loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from webhook.mutation.identity import ServiceAccountIdentity
 
@@ -24,8 +24,6 @@ class ServiceAccountStore:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.loaded = False
         self.not_ready_reason = "ServiceAccounts have not been loaded yet"
-        # Called (namespace, name) when an admission starts waiting for a missing entry.
-        self.on_miss: Callable[[str, str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,8 +59,6 @@ class ServiceAccountStore:
             return found
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(future)
-        if self.on_miss is not None:
-            self.on_miss(namespace, name)
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:

@@ -24,8 +24,8 @@ DEFAULT_CC_VOLUME_NAME = "eks-pod-identity-token"
 DEFAULT_CC_TOKEN_PATH = "eks-pod-identity-token"
 DEFAULT_CC_FULL_URI = "http://169.254.170.23/v1/credentials"
 DEFAULT_FARGATE_SCHEDULER_NAME = "fargate-scheduler"
-# 3 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
-# per value), and the AdmissionReview envelope adds well under that again on top.
+# 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
+# per value), and the AdmissionReview envelope around it adds well under 3 MiB more.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
 # upstream's --tls-min-version spellings (pkg/validation.go ValidateTLSMinVersion). 1.0 and 1.1 are

@@ -1,7 +1,7 @@
 """The /mutate hot path as a plain ASGI app: no dependency injection, no request models.
 
 kube-apiserver calls this for every pod it creates, so the framework's per-request machinery
-is skipped here (issue 9 measures it); FastAPI serves everything else.
+is skipped here (docs/performance.md measures it); FastAPI serves everything else.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The parts of uvicorn the bounded server uses beyond uvicorn's public API, checked at start-up.
 
 The one-write protocol (protocol.py), the bounded protocol (boundedprotocol.py), the acceptor
-(connections.py) and the bounded server (boundedserver.py) subclass uvicorn's httptools protocol and
-server and read their attributes. pyproject.toml bounds uvicorn to the versions the tests ran
+(connections.py) and the bounded server (boundedserver.py) subclass uvicorn's httptools protocol
+and server and read their attributes. pyproject.toml bounds uvicorn to the versions the tests ran
 against; this check catches an install outside that bound (or a patched uvicorn) before a
 connection is served. When something is missing, the runner serves through uvicorn's own
 protocol and server instead (docs/performance.md, "uvicorn's internals").
@@ -80,6 +80,8 @@ USES = (
     Uses(
         HTTPTOOLS, "HttpToolsProtocol", method="on_response_complete", names=("_start_asgi_task",)
     ),
+    # the acceptor's sweep walks the server's connections, which a protocol joins here
+    Uses(HTTPTOOLS, "HttpToolsProtocol", method="connection_made", names=("connections",)),
     Uses(
         HTTPTOOLS,
         "RequestResponseCycle",
@@ -118,7 +120,7 @@ def missing_internals(
     modules: Mapping[str, object] | Callable[[str], object | None] = _import,
 ) -> list[str]:
     """The uvicorn internals in USES that are not there, each named ("uvicorn.server.Server.
-    capture_signals", "... HttpToolsProtocol.__init__ sets cycle"); empty when all are.
+    capture_signals", "uvicorn....HttpToolsProtocol.__init__ uses cycle"); empty when all are.
     `modules` gives each module by name (a mapping of stand-ins in the tests)."""
     find = modules.get if isinstance(modules, Mapping) else modules
     missing: list[str] = []
@@ -136,7 +138,7 @@ def missing_internals(
         if not use.parameters and not use.names:
             continue
         method = getattr(cls, use.method, None)
-        if method is None:
+        if not callable(method):
             missing.append(f"{where}.{use.method}")
             continue
         missing += _missing_parameters(method, use.parameters, f"{where}.{use.method}")
@@ -148,11 +150,13 @@ def missing_internals(
     return list(dict.fromkeys(missing))  # a missing module is named once
 
 
-def _missing_parameters(method: object, wanted: tuple[str, ...], where: str) -> list[str]:
+def _missing_parameters(
+    method: Callable[..., object], wanted: tuple[str, ...], where: str
+) -> list[str]:
     if not wanted:
         return []
     try:
-        parameters = inspect.signature(method).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
+        parameters = set(inspect.signature(method).parameters)
+    except (TypeError, ValueError):  # no signature to read: none of them is known to be there
+        parameters = set()
     return [f"{where} parameter {name}" for name in wanted if name not in parameters]

@@ -55,7 +55,7 @@ class _CycleWithRenamedState(RequestResponseCycle):
 
 
 class _ServerTakingListeners(Server):
-    async def startup(self, listeners: Any = None) -> None:  # type: ignore[override]
+    async def startup(self, listeners: Any = None) -> None:
         pass
 
 

@@ -26,7 +26,8 @@ def stand_in_modules(drop: str) -> dict[str, object]:
 
 def main() -> int:
     missing = missing_internals(stand_in_modules("RequestResponseCycle"))
-    serve.run_servers = functools.partial(runner.run_servers, missing=missing)  # type: ignore[assignment]
+    # `serve` calls the runner by this name; everything else is `python -m webhook serve`
+    serve.run_servers = functools.partial(runner.run_servers, missing=missing)  # type: ignore[attr-defined]
     return cli.main(["serve", *sys.argv[1:]])
 
 

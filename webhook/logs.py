@@ -75,9 +75,9 @@ class WebhookHandler(logging.StreamHandler[TextIO]):
     """The stderr handler `serve` installs; it also writes `InfoLine`s without a LogRecord.
 
     Info lines written on a running event loop are held for up to `HOLD_SECONDS` and written
-    together: under load that is one write() for many admissions instead of one each (issue 9),
-    and a timer rather than a callback for the next loop step, so an idle loop is not woken
-    once more per request. Any other record, `flush()` and `close()` write what is held first,
+    together: under load that is one write() for many admissions instead of one each
+    (docs/performance.md), and a timer rather than a callback for the next loop step, so an
+    idle loop is not woken once more per request. Any other record, `flush()` and `close()` write what is held first,
     so the order of lines is kept and nothing held is lost at exit.
     """
 

@@ -24,7 +24,7 @@ from webhook.mutation.defaults import (
 )
 
 # 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
-# per value), and the AdmissionReview envelope adds well under that again on top.
+# per value), and the AdmissionReview envelope around it adds well under 3 MiB more.
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 TLS_VERSIONS = ("1.2", "1.3")
 # upstream's --tls-min-version spellings (pkg/validation.go ValidateTLSMinVersion). 1.0 and 1.1 are

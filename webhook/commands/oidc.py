@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 import uuid
@@ -17,14 +16,7 @@ from webhook.commands.certs import write_file
 from webhook.oidc.discovery import DISCOVERY_PATH, JWKS_FILE, discovery_document, parse_issuer
 from webhook.oidc.errors import OidcInputError
 from webhook.oidc.jwks import key_set
-from webhook.oidc.keys import (
-    PublicKey,
-    SigningKey,
-    key_id,
-    parse_private_key,
-    parse_public_keys,
-    public_pem,
-)
+from webhook.oidc.keys import key_id, public_pem, read_private_key, read_public_keys
 from webhook.oidc.subject import parse_subject, service_account
 from webhook.oidc.token import sign_token, token_claims
 from webhook.oidc.trust import (
@@ -34,7 +26,8 @@ from webhook.oidc.trust import (
     SERVICE_ACCOUNT_PLACEHOLDER,
     check_account_id,
     check_thumbprints,
-    create_provider_command,
+    placeholders_in,
+    setup_script,
     trust_policy,
 )
 
@@ -54,7 +47,19 @@ def register(subparsers: Any) -> None:
         "service-account tokens: see docs/oidc.md.",
     )
     actions = parser.add_subparsers(dest="oidc_command", metavar="ACTION", required=True)
+    _register_keygen(actions)
+    jwks = _action(actions, "jwks", _jwks, "print the JWKS (keys.json) for public keys")
+    _public_keys(jwks, required=True)
+    discovery = _action(
+        actions, "discovery", _discovery, "print the /.well-known/openid-configuration document"
+    )
+    _issuer(discovery)
+    _public_keys(discovery, required=False)
+    _register_bundle(actions)
+    _register_token(actions)
 
+
+def _register_keygen(actions: Any) -> None:
     keygen = _action(actions, "keygen", _keygen, "generate the service-account signing key pair")
     keygen.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     keygen.add_argument(
@@ -65,15 +70,8 @@ def register(subparsers: Any) -> None:
     )
     keygen.add_argument("--force", action="store_true", help="overwrite existing keys")
 
-    jwks = _action(actions, "jwks", _jwks, "print the JWKS (keys.json) for public keys")
-    _public_keys(jwks, required=True)
 
-    discovery = _action(
-        actions, "discovery", _discovery, "print the /.well-known/openid-configuration document"
-    )
-    _issuer(discovery)
-    _public_keys(discovery, required=False)
-
+def _register_bundle(actions: Any) -> None:
     bundle = _action(
         actions,
         "bundle",
@@ -107,6 +105,8 @@ def register(subparsers: Any) -> None:
         help="server certificate SHA-1 thumbprint (optional: IAM no longer needs one)",
     )
 
+
+def _register_token(actions: Any) -> None:
     token = _action(actions, "token", _token, "mint a test token like a projected SA token")
     token.add_argument(
         "--private-key",
@@ -165,26 +165,6 @@ def _guarded(name: str, run: Callable[[argparse.Namespace], int], args: argparse
         return 2
 
 
-def _read(path: Path, flag: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise OidcInputError(f"{flag} {path}: no such file") from exc
-    except OSError as exc:
-        raise OidcInputError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from exc
-
-
-def _load_public_keys(paths: list[Path]) -> list[PublicKey]:
-    keys: list[PublicKey] = []
-    for path in paths:
-        keys += parse_public_keys(_read(path, "--public-key"), source=f"--public-key {path}")
-    return keys
-
-
-def _load_private_key(path: Path) -> SigningKey:
-    return parse_private_key(_read(path, "--private-key"), source=f"--private-key {path}")
-
-
 def _json(document: object) -> str:
     return json.dumps(document, indent=2) + "\n"
 
@@ -215,35 +195,36 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _jwks(args: argparse.Namespace) -> int:
-    sys.stdout.write(_json(key_set(_load_public_keys(args.public_key))))
+    sys.stdout.write(_json(key_set(read_public_keys(args.public_key))))
     return 0
 
 
 def _discovery(args: argparse.Namespace) -> int:
     issuer = parse_issuer(args.issuer)
-    sys.stdout.write(_json(discovery_document(issuer, _load_public_keys(args.public_key))))
+    sys.stdout.write(_json(discovery_document(issuer, read_public_keys(args.public_key))))
     return 0
+
+
+def _bundle_subject(args: argparse.Namespace) -> str:
+    """The trust policy's subject: --namespace and --service-account, or placeholders."""
+    if args.namespace is None and args.service_account is None:
+        return f"system:serviceaccount:{NAMESPACE_PLACEHOLDER}:{SERVICE_ACCOUNT_PLACEHOLDER}"
+    if args.namespace is None or args.service_account is None:
+        raise OidcInputError("--namespace and --service-account: give both or neither")
+    account = service_account(
+        namespace=args.namespace, name=args.service_account, flag="--namespace/--service-account"
+    )
+    return str(account)
 
 
 def _bundle(args: argparse.Namespace) -> int:
     issuer = parse_issuer(args.issuer)
-    keys = _load_public_keys(args.public_key)
+    keys = read_public_keys(args.public_key)
     account_id = check_account_id(args.account_id)
     thumbprints = check_thumbprints(args.thumbprint)
     if not args.audience:
         raise OidcInputError("--audience '': expected a non-empty audience")
-    if args.namespace is None and args.service_account is None:
-        subject = f"system:serviceaccount:{NAMESPACE_PLACEHOLDER}:{SERVICE_ACCOUNT_PLACEHOLDER}"
-    elif args.namespace is None or args.service_account is None:
-        raise OidcInputError("--namespace and --service-account: give both or neither")
-    else:
-        subject = str(
-            service_account(
-                namespace=args.namespace,
-                name=args.service_account,
-                flag="--namespace/--service-account",
-            )
-        )
+    subject = _bundle_subject(args)
     out: Path = args.out
     site = out / SITE_DIR
     discovery_file, jwks_file = site / DISCOVERY_PATH, site / JWKS_FILE
@@ -255,34 +236,21 @@ def _bundle(args: argparse.Namespace) -> int:
         subject=subject,
         audience=args.audience,
     )
-    placeholders = [
-        value
-        for value in (ACCOUNT_PLACEHOLDER, NAMESPACE_PLACEHOLDER, SERVICE_ACCOUNT_PLACEHOLDER)
-        if value in json.dumps(policy)
-    ]
-    commands = [
-        "#!/bin/sh",
-        f"# IAM setup for the OIDC issuer {issuer.url}",
-        f"# 1. Upload the contents of {site}/ as-is so that these URLs answer with them",
-        "#    (Content-Type: application/json):",
-        f"#      {issuer.url}/{DISCOVERY_PATH}",
-        f"#      {issuer.url}/{JWKS_FILE}",
-        "# 2. Register the issuer with IAM"
-        + ("" if thumbprints else " (IAM no longer needs a thumbprint for most providers)")
-        + ":",
-        create_provider_command(issuer, audiences=[args.audience], thumbprints=thumbprints),
-        f"# 3. Create the role with {policy_file}"
-        + (f" (replace {', '.join(placeholders)} in it first)" if placeholders else "")
-        + ":",
-        "#    aws iam create-role --role-name ROLE_NAME --assume-role-policy-document "
-        + shlex.quote(f"file://{policy_file}"),
-    ]
+    placeholders = placeholders_in(policy)
+    script = setup_script(
+        issuer,
+        site=site,
+        policy_file=policy_file,
+        placeholders=placeholders,
+        audience=args.audience,
+        thumbprints=thumbprints,
+    )
     try:
         discovery_file.parent.mkdir(parents=True, exist_ok=True)
         write_file(discovery_file, _json(discovery_document(issuer, keys)).encode(), 0o644)
         write_file(jwks_file, _json(key_set(keys)).encode(), 0o644)
         write_file(policy_file, _json(policy).encode(), 0o644)
-        write_file(commands_file, ("\n".join(commands) + "\n").encode(), 0o644)
+        write_file(commands_file, script.encode(), 0o644)
     except OSError as exc:
         raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
     for path in (discovery_file, jwks_file, policy_file, commands_file):
@@ -295,7 +263,7 @@ def _bundle(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     issuer = parse_issuer(args.issuer)
     subject = parse_subject(args.subject)
-    key = _load_private_key(args.private_key)
+    key = read_private_key(args.private_key)
     claims = token_claims(
         issuer=issuer,
         subject=subject,

@@ -1,11 +1,13 @@
-"""Service-account signing keys: PEM parsing, the JWS algorithm a key implies, kube-apiserver's kid."""
+"""Service-account signing keys: reading and parsing PEM files, the JWS algorithm a key implies,
+kube-apiserver's kid."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from cryptography import x509
@@ -139,3 +141,24 @@ def _describe(key: object) -> str:
     for suffix in ("PublicKey", "PrivateKey"):
         name = name.removesuffix(suffix)
     return f"{name} key"
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise OidcInputError(f"{flag} {path}: no such file") from exc
+    except OSError as exc:
+        raise OidcInputError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def read_public_keys(paths: Sequence[Path]) -> list[PublicKey]:
+    """Every public key in the --public-key files, in order."""
+    keys: list[PublicKey] = []
+    for path in paths:
+        keys += parse_public_keys(_read(path, "--public-key"), source=f"--public-key {path}")
+    return keys
+
+
+def read_private_key(path: Path) -> SigningKey:
+    return parse_private_key(_read(path, "--private-key"), source=f"--private-key {path}")

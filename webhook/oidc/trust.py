@@ -1,12 +1,15 @@
-"""What IAM needs: the OIDC provider registration command and a role trust policy."""
+"""What IAM needs: the OIDC provider registration command, a role trust policy, and the script
+that says how to set both up."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 
-from webhook.oidc.discovery import Issuer
+from webhook.oidc.discovery import DISCOVERY_PATH, JWKS_FILE, Issuer
 from webhook.oidc.errors import OidcInputError
 
 ACCOUNT_PLACEHOLDER = "<ACCOUNT_ID>"
@@ -72,3 +75,43 @@ def trust_policy(
             }
         ],
     }
+
+
+def placeholders_in(policy: object) -> list[str]:
+    """The placeholders still in a trust policy, for the operator to replace."""
+    text = json.dumps(policy)
+    return [
+        value
+        for value in (ACCOUNT_PLACEHOLDER, NAMESPACE_PLACEHOLDER, SERVICE_ACCOUNT_PLACEHOLDER)
+        if value in text
+    ]
+
+
+def setup_script(
+    issuer: Issuer,
+    *,
+    site: Path,
+    policy_file: Path,
+    placeholders: Sequence[str],
+    audience: str,
+    thumbprints: Sequence[str],
+) -> str:
+    """The IAM setup for `oidc bundle`: upload the site, register the provider, create the role."""
+    lines = [
+        "#!/bin/sh",
+        f"# IAM setup for the OIDC issuer {issuer.url}",
+        f"# 1. Upload the contents of {site}/ as-is so that these URLs answer with them",
+        "#    (Content-Type: application/json):",
+        f"#      {issuer.url}/{DISCOVERY_PATH}",
+        f"#      {issuer.url}/{JWKS_FILE}",
+        "# 2. Register the issuer with IAM"
+        + ("" if thumbprints else " (IAM no longer needs a thumbprint for most providers)")
+        + ":",
+        create_provider_command(issuer, audiences=[audience], thumbprints=thumbprints),
+        f"# 3. Create the role with {policy_file}"
+        + (f" (replace {', '.join(placeholders)} in it first)" if placeholders else "")
+        + ":",
+        "#    aws iam create-role --role-name ROLE_NAME --assume-role-policy-document "
+        + shlex.quote(f"file://{policy_file}"),
+    ]
+    return "\n".join(lines) + "\n"

@@ -17,8 +17,10 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from webhook.server.protocol import BoundedHttpToolsProtocol
+if TYPE_CHECKING:  # imported by boundedserver.py only, once internals.py found uvicorn's parts
+    from webhook.server.boundedprotocol import BoundedHttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Request deadlines with one coarse timer for all requests, instead of one timer each.
 
 `asyncio.timeout_at` arms a timer per request, about 5 µs on uvloop, on every admission even
-though nearly none ever runs out (issue 9). Here a request costs a dict entry; while any is in
+though nearly none ever runs out (docs/performance.md). Here a request costs a dict entry; while any is in
 flight, one periodic check cancels those past their deadline, at most `resolution` late.
 """
 

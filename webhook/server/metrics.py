@@ -84,6 +84,11 @@ class Metrics:
         r.register(upstream)
         self.pod_identified = upstream.pod_identified
         self.service_account_missing = upstream.service_account_missing
+        self._add_source_series(r)
+        self._add_protection_series(r)
+
+    def _add_source_series(self, r: CollectorRegistry) -> None:
+        """What the sources and the certificate hold and how their reloads and watches go."""
         # upstream (pkg/cache/cache.go): 1 once any ServiceAccount entered the cache
         self.used = Gauge(
             "pod_identity_webhook_used",
@@ -119,6 +124,8 @@ class Metrics:
             registry=r,
         )
 
+    def _add_protection_series(self, r: CollectorRegistry) -> None:
+        """Requests cut short, untrusted input ignored, background work kept alive."""
         self.over_budget = Counter(
             "pod_identity_webhook_time_budget_exceeded",
             "Admissions answered unchanged because deciding took longer than --request-time-budget.",

@@ -2,7 +2,7 @@
 
 Every admission updates four series (upstream's request counter, latency histogram and latency
 summary, and our seconds histogram). With prometheus_client's metric objects that is four
-locked updates per request, about 2.7 µs (issue 9); here it is a few additions on numbers
+locked updates per request, about 2.7 µs (docs/performance.md); here it is a few additions on numbers
 that only the event loop thread touches (requests and scrapes both run on it), and the
 exposition is upstream's (pkg/handler/middleware.go): names, help, types, labels and buckets,
 written by exposition.go_text in Go's number format.

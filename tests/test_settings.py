@@ -5,7 +5,8 @@ import pytest
 from tests.support.server import CertFiles
 from webhook import __version__
 from webhook.cli import _long_options, build_parser, go_style, main
-from webhook.flags import parse_duration, settings_from_args, upstream_warnings
+from webhook.flags import settings_from_args, upstream_warnings
+from webhook.flagvalues import parse_duration
 from webhook.settings import Settings, SettingsError
 
 

@@ -1,4 +1,6 @@
-"""The command line: argparse groups for every flag, Go-style values, and Settings from the args.
+"""The command line: the flags `serve`, `mutate` and `doctor` share, and Settings from the args.
+
+The server's own flags are in webhook/serverflags.py, Go-style values in webhook/flagvalues.py.
 
 Flag names follow the upstream Go webhook (and accept its klog flags) so an operator can swap the
 image without touching the container args. Defaults live on Settings; a flag not given keeps it.
@@ -7,81 +9,14 @@ image without touching the container args. Defaults live on Settings; a flag not
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from webhook.flagvalues import bool_flag
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.serverflags import KLOG_DEBUG_VERBOSITY
 from webhook.settings import TLS_VERSION_SPELLINGS, Settings, validate
-
-# klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
-KLOG_DEBUG_VERBOSITY = 4
-KLOG_BOOL_FLAGS = (
-    "--logtostderr",
-    "--alsologtostderr",
-    "--add_dir_header",
-    "--skip_headers",
-    "--skip_log_headers",
-    "--one_output",
-    "--legacy_stderr_threshold_behavior",
-)
-KLOG_VALUE_FLAGS = (
-    "--log_dir",
-    "--log_file",
-    "--log_file_max_size",
-    "--log_backtrace_at",
-    "--stderrthreshold",
-    "--vmodule",
-    "--alsologtostderrthreshold",
-)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from a Go-style duration ("500ms", "1m30s", "60s") or a bare number of seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 500ms, 60s, 1m30s)")
-    return total
-
-
-def parse_bool(text: str) -> bool:
-    """Booleans as Go's strconv.ParseBool reads them."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise ValueError(f"not a boolean: {text!r} (expected true or false)")
-
-
-def _bool_flag(parser: argparse._ActionsContainer, flag: str, help_text: str) -> None:
-    # Go's pflag accepts both `--flag` and `--flag=false`; so do we.
-    parser.add_argument(flag, nargs="?", const=True, default=None, type=parse_bool, help=help_text)
-
-
-def _duration_flag(parser: argparse._ActionsContainer, flag: str, help_text: str) -> None:
-    parser.add_argument(flag, default=None, type=parse_duration, help=help_text)
 
 
 def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +44,7 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
         "--aws-default-region",
         help="if set, AWS_DEFAULT_REGION and AWS_REGION are set to this in mutated containers",
     )
-    _bool_flag(
+    bool_flag(
         g,
         "--sts-regional-endpoint",
         "inject AWS_STS_REGIONAL_ENDPOINTS=regional; the SA annotation overrides it (default false)",
@@ -120,6 +55,13 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
         help="read ServiceAccounts from this YAML file (object, multi-document stream or v1 List) "
         "instead of the cluster; reloaded when it changes",
     )
+    _add_container_credentials_arguments(g)
+    _add_role_composition_arguments(g)
+    _add_fargate_arguments(parser)
+
+
+def _add_container_credentials_arguments(g: argparse._ArgumentGroup) -> None:
+    d = Settings()
     g.add_argument(
         "--watch-container-credentials-config",
         type=Path,
@@ -146,7 +88,10 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
         "--container-credentials-full-uri",
         help=f"value of AWS_CONTAINER_CREDENTIALS_FULL_URI (default {d.container_credentials_full_uri})",
     )
-    _bool_flag(
+
+
+def _add_role_composition_arguments(g: argparse._ArgumentGroup) -> None:
+    bool_flag(
         g,
         "--compose-role-arn",
         "a role-arn annotation without 'arn:' is a role name/path completed with the account and partition",
@@ -159,6 +104,10 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
         "--aws-partition",
         help="partition for --compose-role-arn (default: aws, or from EC2 instance metadata)",
     )
+
+
+def _add_fargate_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
     f = parser.add_argument_group("Fargate")
     f.add_argument(
         "--fargate-profiles",
@@ -169,187 +118,6 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--fargate-scheduler-name",
         help=f"schedulerName given to pods that match a profile (default {d.fargate_scheduler_name})",
-    )
-
-
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of the long-running server only."""
-    d = Settings()
-    g = parser.add_argument_group("server")
-    g.add_argument(
-        "--bind-address",
-        help="address to listen on (default: every interface, IPv6 and IPv4 on one dual-stack "
-        "socket where the host has IPv6, else IPv4, as upstream's :PORT)",
-    )
-    g.add_argument("--port", type=int, help=f"HTTPS port of the webhook (default {d.port})")
-    g.add_argument(
-        "--metrics-port",
-        type=int,
-        help=f"plain HTTP port for /metrics, /healthz and /readyz (default {d.metrics_port})",
-    )
-    g.add_argument("--tls-cert", type=Path, help=f"serving certificate, PEM (default {d.tls_cert})")
-    g.add_argument("--tls-key", type=Path, help=f"serving key, PEM (default {d.tls_key})")
-    g.add_argument(
-        "--tls-min-version",
-        help="minimum TLS version: 1.2 or 1.3, also spelled VersionTLS12 or VersionTLS13; "
-        "upstream's 1.0, 1.1, VersionTLS10 and VersionTLS11 are accepted and mean 1.2 "
-        f"(default {d.tls_min_version})",
-    )
-    g.add_argument(
-        "--tls-cipher-suites",
-        help="comma-separated TLS 1.2 cipher suites by their Go/IANA names (default: Python's secure set)",
-    )
-    g.add_argument(
-        "--client-ca-file",
-        type=Path,
-        help="require webhook clients (kube-apiserver) to present a certificate signed by this CA",
-    )
-    g.add_argument(
-        "--shutdown-grace-period",
-        default=None,
-        type=parse_duration,
-        help="on SIGTERM, time given to in-flight requests before exit (default 10s)",
-    )
-    g.add_argument(
-        "--max-request-bytes",
-        type=int,
-        help=f"largest AdmissionReview body accepted (default {d.max_request_bytes})",
-    )
-    _duration_flag(
-        g,
-        "--request-time-budget",
-        "longest time for one admission, body included: a body still arriving gets 408, a "
-        "decision still running lets the pod through unchanged with a warning (default 5s; "
-        "keep it under the webhook's timeoutSeconds)",
-    )
-    k = parser.add_argument_group("cluster")
-    k.add_argument("--kubeconfig", type=Path, help="(out-of-cluster) path to a kubeconfig file")
-    k.add_argument("--kube-api", help="(out-of-cluster) URL of the API server")
-    k.add_argument(
-        "--namespace",
-        help=f"namespace of the webhook and of its ConfigMap (default {d.namespace})",
-    )
-    _bool_flag(
-        k,
-        "--watch-config-map",
-        "also read identities from ConfigMap pod-identity-webhook in --namespace",
-    )
-    _duration_flag(
-        k,
-        "--resync-period",
-        "upstream's informer resync: sends no API request; readiness fails once the watch "
-        "has failed for 3 periods (default 60s)",
-    )
-    _duration_flag(
-        k,
-        "--service-account-lookup-grace-period",
-        "on a cache miss, wait up to this long for the ServiceAccount (default 0: do not wait)",
-    )
-    _bool_flag(
-        k,
-        "--enable-debugging-handlers",
-        "serve GET /debug/alpha/cache on the metrics port",
-    )
-    o = parser.add_argument_group("logging")
-    o.add_argument("--log-format", choices=("text", "json"), help="log line format (default text)")
-    o.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        help="log level (default info)",
-    )
-    o.add_argument(
-        "-v",
-        "--v",
-        dest="verbosity",
-        nargs="?",
-        const=KLOG_DEBUG_VERBOSITY,
-        type=int,
-        help=f"upstream's klog verbosity: {KLOG_DEBUG_VERBOSITY} or more (or a bare -v) "
-        "is --log-level debug, less is info",
-    )
-    k = parser.add_argument_group(
-        "upstream's klog flags, accepted so upstream's manifests run unchanged; "
-        "logs always go to stderr"
-    )
-    for flag in KLOG_BOOL_FLAGS:
-        _bool_flag(k, flag, "ignored")
-    for flag in KLOG_VALUE_FLAGS:
-        k.add_argument(flag, metavar="VALUE", help="ignored")
-    u = parser.add_argument_group(
-        "upstream's in-cluster certificate flags (a CertificateSigningRequest per start, which "
-        "upstream marks deprecated): accepted, the certificate comes from --tls-cert/--tls-key"
-    )
-    _bool_flag(
-        u,
-        "--in-cluster",
-        "true (upstream's default) or false: both serve --tls-cert/--tls-key; with true and "
-        "no readable pair, start-up stops and says what to mount instead",
-    )
-    u.add_argument("--service-name", help=f"not used (default {d.service_name})")
-    u.add_argument("--tls-secret", help=f"not used (default {d.tls_secret})")
-    _bool_flag(u, "--version", "print the version and exit, as upstream's --version")
-    add_bounds_arguments(parser)
-
-
-def add_bounds_arguments(parser: argparse.ArgumentParser) -> None:
-    """Caps on what a client controls (docs/production.md, "Bounds")."""
-    d = Settings()
-    b = parser.add_argument_group("bounds on what clients control")
-    b.add_argument(
-        "--metrics-bind-address",
-        help="address of the metrics port (/metrics, /healthz, /readyz and, with "
-        "--enable-debugging-handlers, /debug/alpha/cache); default: --bind-address. Set it to the "
-        "pod IP or 127.0.0.1 and allow the port only to Prometheus with a NetworkPolicy",
-    )
-    b.add_argument(
-        "--max-connections",
-        type=int,
-        help="open webhook connections, TLS handshakes included; further ones are closed at "
-        f"accept, before any TLS (default {d.max_connections}; needs as many file descriptors)",
-    )
-    b.add_argument(
-        "--max-concurrent-requests",
-        type=int,
-        help="requests being answered at once; more wait, unread, for a slot "
-        f"(default {d.max_concurrent_requests})",
-    )
-    b.add_argument(
-        "--max-inflight-request-bytes",
-        type=int,
-        help="request bodies being answered at once, in bytes by Content-Length; more wait, "
-        f"unread, for room; one request always runs (default {d.max_inflight_request_bytes})",
-    )
-    b.add_argument(
-        "--max-pipelined-requests",
-        type=int,
-        help="requests read ahead on one connection while an earlier one is answered; past it "
-        f"the connection is not read (default {d.max_pipelined_requests})",
-    )
-    b.add_argument(
-        "--max-header-bytes",
-        type=int,
-        help=f"request line and headers of one request; more gets 431 (default {d.max_header_bytes})",
-    )
-    b.add_argument(
-        "--max-header-count",
-        type=int,
-        help=f"headers in one request; more gets 431 (default {d.max_header_count})",
-    )
-    _duration_flag(
-        b,
-        "--tls-handshake-timeout",
-        "a connection that has not finished its TLS handshake by then is closed (default 10s)",
-    )
-    _duration_flag(
-        b,
-        "--request-read-timeout",
-        "a connection that has not sent a complete request this long after it opened or its "
-        "request began is closed (default 30s)",
-    )
-    _duration_flag(
-        b,
-        "--keep-alive-timeout",
-        "an idle keep-alive connection is closed after this (default 30s)",
     )
 
 

@@ -7,16 +7,12 @@ import sys
 from typing import Any
 
 from webhook import __version__
-from webhook.flags import (
-    add_mutation_arguments,
-    add_server_arguments,
-    settings_from_args,
-    upstream_warnings,
-)
+from webhook.flags import add_mutation_arguments, settings_from_args, upstream_warnings
 from webhook.logs import configure_logging
 from webhook.server.runner import run_servers
 from webhook.server.service import StartupError, WebhookService
 from webhook.server.tls import build_server_context
+from webhook.serverflags import add_server_arguments
 from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)

@@ -107,42 +107,76 @@ def resolve_pod_identity(
     rng: Random,
 ) -> Resolution:
     """Decide the pod's identity. `container_credentials` is given only for a listed ServiceAccount."""
-    warnings: list[str] = []
-    invalid: list[str] = []
     if container_credentials is not None:
-        common = service_account or config_map
-        if common is not None:
-            regional, expiration = common.regional_sts, common.token_expiration
-            warnings.extend(common.warnings)
-        else:
-            regional, expiration = False, DEFAULT_TOKEN_EXPIRATION_SECONDS
-        expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings, invalid)
-        if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
-            # Spread token refreshes of many pods, as upstream does for the default lifetime.
-            expiration = rng.randint(
-                JITTER_MIN_TOKEN_EXPIRATION_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS
-            )
-        identity = PodIdentity(
-            mode=Mode.CONTAINER_CREDENTIALS,
-            role_arn="",
-            full_uri=container_credentials.full_uri,
-            audience=container_credentials.audience,
-            mount_path=container_credentials.mount_path,
-            volume_name=container_credentials.volume_name,
-            token_path=container_credentials.token_path,
-            token_expiration=expiration,
-            regional_sts=regional,
+        return _container_credentials_identity(
+            pod,
+            service_account or config_map,
+            container_credentials,
+            annotation_prefix=annotation_prefix,
             region=region,
-            skip_containers=skip,
+            rng=rng,
         )
-        return Resolution(identity, tuple(warnings), tuple(invalid))
-
     chosen = (
         service_account if service_account is not None and service_account.role_arn else config_map
     )
     if chosen is None or not chosen.role_arn:
         return Resolution(None, ())
-    warnings.extend(chosen.warnings)
+    return _web_identity(
+        pod, chosen, annotation_prefix=annotation_prefix, mount_path=mount_path, region=region
+    )
+
+
+def _container_credentials_identity(
+    pod: JsonObject,
+    common: ServiceAccountIdentity | None,
+    container_credentials: ContainerCredentials,
+    *,
+    annotation_prefix: str,
+    region: str,
+    rng: Random,
+) -> Resolution:
+    """EKS Pod Identity: the token settings come from the flags; lifetime and regional STS from
+    the ServiceAccount's (or ConfigMap entry's) annotations when it has them."""
+    warnings: list[str] = []
+    invalid: list[str] = []
+    if common is not None:
+        regional, expiration = common.regional_sts, common.token_expiration
+        warnings.extend(common.warnings)
+    else:
+        regional, expiration = False, DEFAULT_TOKEN_EXPIRATION_SECONDS
+    expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings, invalid)
+    if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
+        # Spread token refreshes of many pods, as upstream does for the default lifetime.
+        expiration = rng.randint(
+            JITTER_MIN_TOKEN_EXPIRATION_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS
+        )
+    identity = PodIdentity(
+        mode=Mode.CONTAINER_CREDENTIALS,
+        role_arn="",
+        full_uri=container_credentials.full_uri,
+        audience=container_credentials.audience,
+        mount_path=container_credentials.mount_path,
+        volume_name=container_credentials.volume_name,
+        token_path=container_credentials.token_path,
+        token_expiration=expiration,
+        regional_sts=regional,
+        region=region,
+        skip_containers=skip,
+    )
+    return Resolution(identity, tuple(warnings), tuple(invalid))
+
+
+def _web_identity(
+    pod: JsonObject,
+    chosen: ServiceAccountIdentity,
+    *,
+    annotation_prefix: str,
+    mount_path: str,
+    region: str,
+) -> Resolution:
+    """IRSA: the role and token settings of the ServiceAccount (or ConfigMap entry) that has a role."""
+    warnings = list(chosen.warnings)
+    invalid: list[str] = []
     expiration, skip = _pod_overrides(
         pod, chosen.token_expiration, annotation_prefix, warnings, invalid
     )

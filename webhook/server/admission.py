@@ -105,13 +105,7 @@ class AdmissionEndpoint:
                 review = review_of(document)
                 answer = await self._decide(review)
             except asyncio.CancelledError:
-                # Ours only if the deadline cancelled it, and nobody else (a shutdown) did too.
-                if (
-                    task is None
-                    or deadlines is None
-                    or not deadlines.discard(task)
-                    or task.uncancel() > cancelling
-                ):
+                if not self._cut_off(task, cancelling):
                     raise
                 if review is None:
                     raise BadRequest(
@@ -131,18 +125,21 @@ class AdmissionEndpoint:
             logger.exception("internal error answering %s", self.path)
             status = 500
             payload = errored(500, "internal error; see the webhook's log", echo=echo_of(document))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await _respond(send, status, payload)
         self._observe(
             Observation(
                 scope["method"], self.path, status, time.perf_counter() - started, review, answer
             )
+        )
+
+    def _cut_off(self, task: asyncio.Task[Any] | None, cancelling: int) -> bool:
+        """Whether a cancellation is the deadline's alone, and not also a shutdown's."""
+        deadlines = self._deadlines
+        return (
+            task is not None
+            and deadlines is not None
+            and deadlines.discard(task)
+            and task.uncancel() <= cancelling
         )
 
     def _over_budget(self, review: Review) -> Answer:
@@ -181,6 +178,17 @@ class AdmissionEndpoint:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _is_json(scope: Scope) -> bool:

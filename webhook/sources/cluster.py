@@ -50,48 +50,37 @@ def build_cluster_sources(
     """`store` is None when ServiceAccounts come from a file and only the ConfigMap is watched."""
     sources = ClusterSources()
     if store is not None:
-        core = new_core_api(configuration)
         sink = ServiceAccountSink(store, defaults, report=report, count_invalid=count_invalid)
-        requests = ResourceRequests(
-            core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
+        sources.watches.append(
+            _service_account_watch(
+                configuration,
+                sink,
+                settings.resync_period,
+                count_restart=count_restart,
+                count_skip=count_skip,
+            )
         )
-        watch: ResourceWatch[ServiceAccountIdentity] = ResourceWatch(
-            requests,
-            sink,
-            resource=SERVICE_ACCOUNTS,
-            resync_period=settings.resync_period,
-            count_restart=count_restart,
-            count_skip=count_skip,
-        )
-        sources.watches.append(watch)
         logger.info("ServiceAccounts: list and watch cluster-wide at %s", configuration.host)
         if settings.service_account_lookup_grace_period > 0:
-            lookup_core = new_core_api(configuration)
             sources.lookup = ServiceAccountLookup(
                 store,
-                get=functools.partial(get_service_account, lookup_core),
+                get=functools.partial(get_service_account, new_core_api(configuration)),
                 convert=sink.convert,
                 put=sink.put,
                 grace_period=settings.service_account_lookup_grace_period,
             )
     if settings.watch_config_map:
         source = ConfigMapSource(defaults, on_reload=on_reload)
-        core = new_core_api(configuration)
-        requests = ResourceRequests(
-            core.list_namespaced_config_map,
-            what=f"configmap {settings.namespace}/{CONFIG_MAP_NAME}",
-            namespace=settings.namespace,
-            field_selector=f"metadata.name={CONFIG_MAP_NAME}",
+        sources.watches.append(
+            _config_map_watch(
+                configuration,
+                source,
+                settings.namespace,
+                settings.resync_period,
+                count_restart=count_restart,
+                count_skip=count_skip,
+            )
         )
-        cm_watch: ResourceWatch[ConfigMapVersion] = ResourceWatch(
-            requests,
-            source,
-            resource=CONFIG_MAPS,
-            resync_period=settings.resync_period,
-            count_restart=count_restart,
-            count_skip=count_skip,
-        )
-        sources.watches.append(cm_watch)
         sources.config_map = source
         logger.info(
             "ConfigMap mode: watching ConfigMap %s in namespace %s",
@@ -99,3 +88,52 @@ def build_cluster_sources(
             settings.namespace,
         )
     return sources
+
+
+def _service_account_watch(
+    configuration: Any,
+    sink: ServiceAccountSink,
+    resync_period: float,
+    *,
+    count_restart: Callable[[str, str], None],
+    count_skip: Callable[[str], None],
+) -> ResourceWatch[ServiceAccountIdentity]:
+    core = new_core_api(configuration)
+    requests = ResourceRequests(
+        core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
+    )
+    return ResourceWatch(
+        requests,
+        sink,
+        resource=SERVICE_ACCOUNTS,
+        resync_period=resync_period,
+        count_restart=count_restart,
+        count_skip=count_skip,
+    )
+
+
+def _config_map_watch(
+    configuration: Any,
+    source: ConfigMapSource,
+    namespace: str,
+    resync_period: float,
+    *,
+    count_restart: Callable[[str, str], None],
+    count_skip: Callable[[str], None],
+) -> ResourceWatch[ConfigMapVersion]:
+    """Only the one ConfigMap, by a field selector: the Role allows nothing else."""
+    core = new_core_api(configuration)
+    requests = ResourceRequests(
+        core.list_namespaced_config_map,
+        what=f"configmap {namespace}/{CONFIG_MAP_NAME}",
+        namespace=namespace,
+        field_selector=f"metadata.name={CONFIG_MAP_NAME}",
+    )
+    return ResourceWatch(
+        requests,
+        source,
+        resource=CONFIG_MAPS,
+        resync_period=resync_period,
+        count_restart=count_restart,
+        count_skip=count_skip,
+    )

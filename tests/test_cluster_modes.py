@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.admission import eventually, role_of
+from tests.support.admission import role_of
+from tests.support.polling import eventually
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, run_webhook
 from webhook.server.service import StartupError, WebhookService

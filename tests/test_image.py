@@ -24,8 +24,9 @@ import jsonpatch
 import orjson
 import pytest
 
-from tests.support.admission import APP_SERVICE_ACCOUNT, eventually, review
+from tests.support.admission import APP_SERVICE_ACCOUNT, review
 from tests.support.fakeapi import FakeApiServer
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, write_certs
 from tests.test_tls import Load, _secret_volume, _serial, serial_at
 from webhook import __version__

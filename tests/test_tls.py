@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support.admission import app_service_account_file, eventually, review
+from tests.support.admission import app_service_account_file, review
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 from webhook.cli import build_parser
 from webhook.server import tls

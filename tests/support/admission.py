@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import jsonpatch
 import orjson
-
-T = TypeVar("T")
 
 
 def review(namespace: str, service_account: str) -> dict[str, Any]:
@@ -56,16 +52,6 @@ def role_of(client: httpx.Client, namespace: str, service_account: str) -> str |
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
     role: str | None = env.get("AWS_ROLE_ARN")
     return role
-
-
-def eventually(probe: Callable[[], T], expected: T, *, timeout: float = 10.0) -> T:
-    """Poll `probe` until it returns `expected`; the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = probe()
-    return value
 
 
 # One annotated ServiceAccount, team-a/app, for tests that need the server to mutate something.

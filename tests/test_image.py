@@ -24,7 +24,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from tests.support.admission import APP_SERVICE_ACCOUNT, review
+from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.fakeapi import FakeApiServer
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, write_certs
@@ -257,7 +257,7 @@ def locked_down(volume: Path, tmp_path: Path) -> list[str]:
     """docker run flags for the manifests' securityContext, certificates and ServiceAccounts."""
     accounts = tmp_path / "sa"
     accounts.mkdir()
-    (accounts / "sa.yaml").write_text(APP_SERVICE_ACCOUNT)
+    shutil.copyfile(APP_SERVICE_ACCOUNTS_FILE, accounts / "sa.yaml")
     return [
         "--read-only",
         "--cap-drop=ALL",

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.admission import app_service_account_file, review
+from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 JSON = {"Content-Type": "application/json"}
@@ -59,7 +59,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones
     with run_webhook(
         tmp_path,
         "--service-accounts-file",
-        app_service_account_file(tmp_path),
+        APP_SERVICE_ACCOUNTS_FILE,
         "--shutdown-grace-period",
         "5s",
         certs=cert_files,
@@ -97,7 +97,7 @@ def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(
     with run_webhook(
         tmp_path,
         "--service-accounts-file",
-        app_service_account_file(tmp_path),
+        APP_SERVICE_ACCOUNTS_FILE,
         "--shutdown-grace-period",
         "300ms",
         certs=cert_files,
@@ -121,7 +121,7 @@ def limited(
     with run_webhook(
         tmp,
         "--service-accounts-file",
-        app_service_account_file(tmp),
+        APP_SERVICE_ACCOUNTS_FILE,
         "--max-request-bytes",
         "65536",
         "--service-account-lookup-grace-period",

@@ -15,31 +15,16 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.admission import TEAMS_SERVICE_ACCOUNTS_FILE
 from tests.support.inprocess import InProcessWebhook, serve_in_process
 
-SERVICE_ACCOUNTS = """
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: app, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: app, namespace: team-b}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: bad, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "not-an-arn", eks.amazonaws.com/token-expiration: "soon"}}
-"""
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessWebhook]:
-    sa_file = tmp_path_factory.mktemp("server") / "sa.yaml"
-    sa_file.write_text(SERVICE_ACCOUNTS)
+def webhook() -> Iterator[InProcessWebhook]:
     with serve_in_process(
-        "--service-accounts-file", str(sa_file), "--aws-default-region", "eu-west-1"
+        "--service-accounts-file", TEAMS_SERVICE_ACCOUNTS_FILE, "--aws-default-region", "eu-west-1"
     ) as running:
         yield running
 

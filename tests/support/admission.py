@@ -54,18 +54,7 @@ def role_of(client: httpx.Client, namespace: str, service_account: str) -> str |
     return role
 
 
-# One annotated ServiceAccount, team-a/app, for tests that need the server to mutate something.
-APP_SERVICE_ACCOUNT = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}
-"""
-
-
-def app_service_account_file(directory: Path) -> str:
-    path = directory / "sa.yaml"
-    path.write_text(APP_SERVICE_ACCOUNT)
-    return str(path)
+# ServiceAccounts files the tests share (tests/fixtures/serviceaccounts/, each says what it holds).
+SERVICE_ACCOUNT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "serviceaccounts"
+APP_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "app.yaml")  # team-a/app, with a role
+TEAMS_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "teams.yaml")

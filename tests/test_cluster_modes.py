@@ -27,21 +27,17 @@ ARN = "arn:aws:iam::111122223333:role/"
 
 
 def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
-    tmp_path: Path, cert_files: CertFiles
+    tmp_path: Path,
 ) -> None:
     with FakeApiServer() as api:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         with (
-            run_webhook(
-                tmp_path,
-                "--kubeconfig",
-                str(kubeconfig),
-                "--service-account-lookup-grace-period",
-                "3s",
-                certs=cert_files,
+            serve_in_process(
+                "--kubeconfig", str(kubeconfig), "--service-account-lookup-grace-period", "3s"
             ) as webhook,
             webhook.client() as client,
         ):
+            webhook.wait_ready()
             api.put_service_account("late", "fresh", {ROLE: ARN + "fresh"}, silent=True)
             assert role_of(client, "late", "fresh") == ARN + "fresh"
             assert api.count("get") == 1
@@ -60,7 +56,7 @@ def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
             results["other"] = role_of(client, "late", "fresh")  # served while the miss waits
             results["other_seconds"] = time.monotonic() - started
             waiter.join()
-            metrics = httpx.get(webhook.metrics_url + "/metrics").text
+            metrics = webhook.metrics("/metrics").text
     assert results["missing"] is None and results["missing_seconds"] >= 2.9
     assert results["other"] == ARN + "fresh" and results["other_seconds"] < 2
     assert "pod_identity_webhook_missing_sa_count 1" in metrics
@@ -94,7 +90,7 @@ def config_map_identities(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             serve_in_process("--kubeconfig", str(kubeconfig), *CONFIG_MAP_FLAGS) as webhook,
             webhook.client() as client,
         ):
-            assert eventually(lambda: client.get("/readyz").status_code, 200) == 200
+            webhook.wait_ready()
             yield client
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 from starlette.types import ASGIApp
 
+from tests.support.polling import eventually
 from webhook.cli import build_parser
 from webhook.server.app import WebhookApp, build_metrics_app
 from webhook.server.service import WebhookService
@@ -51,6 +52,15 @@ class InProcessWebhook:
     def metrics_client(self) -> httpx.Client:
         transport = _LoopTransport(build_metrics_app(self.service), self.loop)
         return httpx.Client(transport=transport, base_url="http://metrics.test", timeout=10)
+
+    def metrics(self, path: str) -> httpx.Response:
+        """GET `path` (/metrics, /readyz, ...) from the metrics app."""
+        with self.metrics_client() as client:
+            return client.get(path)
+
+    def wait_ready(self) -> None:
+        if eventually(lambda: self.metrics("/readyz").status_code, 200) != 200:
+            raise RuntimeError(f"webhook did not become ready: {self.metrics('/readyz').text}")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.support.inprocess import serve_in_process
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.cli import main
@@ -113,13 +114,11 @@ def test_matching_pod_is_handed_to_fargate_and_reload_keeps_the_last_good_profil
         assert eventually(lambda: "path=/mutate-fargate uid=u-1" in webhook.log())
 
 
-def test_without_fargate_profiles_the_path_allows_without_patch(
-    tmp_path: Path, cert_files: CertFiles
-) -> None:
+def test_without_fargate_profiles_the_path_allows_without_patch(tmp_path: Path) -> None:
     sa_file = tmp_path / "sa.yaml"
     sa_file.write_text("")
     with (
-        run_webhook(tmp_path, "--service-accounts-file", str(sa_file), certs=cert_files) as webhook,
+        serve_in_process("--service-accounts-file", str(sa_file)) as webhook,
         webhook.client() as client,
     ):
         assert post(client, {"app": "web"}) == {"uid": "u-1", "allowed": True}

@@ -1,6 +1,6 @@
 """The admission endpoint's HTTP envelope, served in process through httpx's ASGI transport.
 
-The same requests through the real HTTPS server: tests/test_server_smoke.py, tests/test_protocol.py."""
+Admissions through the real HTTPS server: tests/test_protocol.py, tests/test_tls.py, tests/hostile/."""
 
 from __future__ import annotations
 

@@ -58,3 +58,5 @@ def role_of(client: httpx.Client, namespace: str, service_account: str) -> str |
 SERVICE_ACCOUNT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "serviceaccounts"
 APP_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "app.yaml")  # team-a/app, with a role
 TEAMS_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "teams.yaml")
+# `serve` flags for the servers that only need to mutate team-a/app
+APP_FLAGS = ("--service-accounts-file", APP_SERVICE_ACCOUNTS_FILE)

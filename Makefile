@@ -42,8 +42,11 @@ run: $(STAMP) certs/tls.crt
 		--fargate-profiles examples/fargate-profiles.yaml \
 		--aws-default-region us-west-2
 
+# The HTTP envelope is tested in process (tests/support/inprocess.py); a real server process is
+# started only for TLS, signals, reloads, the protocol and tests/hostile/. The ten slowest tests
+# are listed at the end, to keep this target near a minute.
 test: $(STAMP) tools
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" --durations=10
 
 # Tests that take minutes by their nature (building and running the image, long floods).
 # pytest exits 5 when no test carries the marker; that is not a failure.

@@ -2,8 +2,8 @@
 
 In process, through the codec and the mutator: anything decodes to a review or a 4xx, every
 patch applies cleanly, a valid pod stays valid (kubernetes-validate) and a second pass over
-the output yields no patch. A smaller set goes through the real HTTPS server: never a 5xx,
-never a hang.
+the output yields no patch. A smaller set goes through the webhook's HTTP app (in process,
+tests/support/inprocess.py): never a 5xx, never a hang.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.inprocess import InProcessWebhook, serve_in_process
 from webhook.mutator import PodMutator, identity_defaults
 from webhook.server.codec import BadRequest, decode_review, patched
 from webhook.settings import Settings
@@ -269,33 +269,29 @@ def test_truncated_reviews_are_a_400_naming_the_json_error(
     assert caught.value.message.startswith(("body is not valid JSON", "empty body"))
 
 
-# -- through the real server ------------------------------------------------------------------
+# -- through the HTTP app -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def webhook(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
+def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessWebhook]:
     tmp: Path = tmp_path_factory.mktemp("properties")
     (tmp / "sa.yaml").write_bytes(SERVICE_ACCOUNTS)
     (tmp / "cc.json").write_text(
         '{"identities": [{"namespace": "team-a", "serviceAccount": "cc"}]}'
     )
-    with run_webhook(
-        tmp,
+    with serve_in_process(
         "--service-accounts-file",
         str(tmp / "sa.yaml"),
         "--watch-container-credentials-config",
         str(tmp / "cc.json"),
         "--aws-default-region",
         "eu-west-1",
-        certs=cert_files,
     ) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def client(webhook: RunningWebhook) -> Iterator[httpx.Client]:
+def client(webhook: InProcessWebhook) -> Iterator[httpx.Client]:
     with webhook.client() as c:
         yield c
 

@@ -42,8 +42,15 @@ run: $(STAMP) certs/tls.crt
 		--fargate-profiles examples/fargate-profiles.yaml \
 		--aws-default-region us-west-2
 
+# The HTTP envelope is tested in process (tests/support/inprocess.py); a real server process is
+# started only for TLS, signals, reloads, the protocol and tests/hostile/. Most of what is left
+# is waiting on those processes, so two shards (tests/conftest.py --shard) run side by side;
+# each lists its five slowest tests, to keep this target near a minute.
 test: $(STAMP) tools
-	$(BIN)/pytest -q -m "not slow"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-shard-0 test-shard-1
+
+test-shard-%: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" --shard $*/2 --durations=5
 
 # Tests that take minutes by their nature (building and running the image, long floods).
 # pytest exits 5 when no test carries the marker; that is not a failure.

@@ -116,6 +116,7 @@ def test_key_algorithm(
     for name in ("ca.key", "tls.key"):
         key = serialization.load_pem_private_key((tmp_path / name).read_bytes(), password=None)
         assert isinstance(key, key_type)
+        assert isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))
         assert key.key_size == size
         if isinstance(key, ec.EllipticCurvePrivateKey):
             assert key.curve.name == "secp256r1"

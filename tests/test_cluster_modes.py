@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.admission import eventually, role_of
+from tests.support.admission import role_of
 from tests.support.fakeapi import FakeApiServer
-from tests.support.server import CertFiles, run_webhook
+from tests.support.inprocess import serve_in_process
+from tests.support.polling import eventually
+from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.server.service import StartupError, WebhookService
 from webhook.settings import Settings
 
@@ -24,21 +27,17 @@ ARN = "arn:aws:iam::111122223333:role/"
 
 
 def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
-    tmp_path: Path, cert_files: CertFiles
+    tmp_path: Path,
 ) -> None:
     with FakeApiServer() as api:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         with (
-            run_webhook(
-                tmp_path,
-                "--kubeconfig",
-                str(kubeconfig),
-                "--service-account-lookup-grace-period",
-                "3s",
-                certs=cert_files,
+            serve_in_process(
+                "--kubeconfig", str(kubeconfig), "--service-account-lookup-grace-period", "3s"
             ) as webhook,
             webhook.client() as client,
         ):
+            webhook.wait_ready()
             api.put_service_account("late", "fresh", {ROLE: ARN + "fresh"}, silent=True)
             assert role_of(client, "late", "fresh") == ARN + "fresh"
             assert api.count("get") == 1
@@ -57,35 +56,52 @@ def test_grace_period_fetches_a_service_account_the_watch_has_not_delivered(
             results["other"] = role_of(client, "late", "fresh")  # served while the miss waits
             results["other_seconds"] = time.monotonic() - started
             waiter.join()
-            metrics = httpx.get(webhook.metrics_url + "/metrics").text
+            metrics = webhook.metrics("/metrics").text
     assert results["missing"] is None and results["missing_seconds"] >= 2.9
     assert results["other"] == ARN + "fresh" and results["other_seconds"] < 2
     assert "pod_identity_webhook_missing_sa_count 1" in metrics
 
 
+CONFIG_MAP = {
+    "payments/api": {"RoleARN": ARN + "cm-exact"},
+    "*/api": {"RoleARN": ARN + "cm-any"},
+    "team-*/worker": {"RoleARN": ARN + "cm-team", "TokenExpiration": 3600},
+    "payments/annotated": {"RoleARN": ARN + "cm-loses"},
+}
+CONFIG_MAP_FLAGS = ("--watch-config-map", "--namespace", "eks")
+
+
+@contextmanager
+def config_map_api() -> Iterator[FakeApiServer]:
+    with FakeApiServer() as api:
+        api.put_config_map("eks", "pod-identity-webhook", {"config": json.dumps(CONFIG_MAP)})
+        api.put_config_map("eks", "unrelated", {"config": "{broken"})
+        api.put_service_account("payments", "annotated", {ROLE: ARN + "annotation-wins"})
+        yield api
+
+
+@pytest.fixture(scope="module")
+def config_map_identities(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A client of one webhook in ConfigMap mode, shared by the tests that only read from it."""
+    kubeconfig_path = tmp_path_factory.mktemp("config-map") / "kubeconfig"
+    with config_map_api() as api:
+        kubeconfig = api.write_kubeconfig(kubeconfig_path)
+        with (
+            serve_in_process("--kubeconfig", str(kubeconfig), *CONFIG_MAP_FLAGS) as webhook,
+            webhook.client() as client,
+        ):
+            webhook.wait_ready()
+            yield client
+
+
 @pytest.fixture()
 def config_map_webhook(
     tmp_path: Path, cert_files: CertFiles
-) -> Iterator[tuple[FakeApiServer, Any]]:
-    mapping = {
-        "payments/api": {"RoleARN": ARN + "cm-exact"},
-        "*/api": {"RoleARN": ARN + "cm-any"},
-        "team-*/worker": {"RoleARN": ARN + "cm-team", "TokenExpiration": 3600},
-        "payments/annotated": {"RoleARN": ARN + "cm-loses"},
-    }
-    with FakeApiServer() as api:
-        api.put_config_map("eks", "pod-identity-webhook", {"config": json.dumps(mapping)})
-        api.put_config_map("eks", "unrelated", {"config": "{broken"})
-        api.put_service_account("payments", "annotated", {ROLE: ARN + "annotation-wins"})
+) -> Iterator[tuple[FakeApiServer, RunningWebhook]]:
+    with config_map_api() as api:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         with run_webhook(
-            tmp_path,
-            "--kubeconfig",
-            str(kubeconfig),
-            "--watch-config-map",
-            "--namespace",
-            "eks",
-            certs=cert_files,
+            tmp_path, "--kubeconfig", str(kubeconfig), *CONFIG_MAP_FLAGS, certs=cert_files
         ) as webhook:
             yield api, webhook
 
@@ -108,15 +124,13 @@ def config_map_webhook(
     ],
 )
 def test_config_map_identities_apply_with_annotations_taking_precedence(
-    config_map_webhook: tuple[FakeApiServer, Any], namespace: str, name: str, role: str | None
+    config_map_identities: httpx.Client, namespace: str, name: str, role: str | None
 ) -> None:
-    _, webhook = config_map_webhook
-    with webhook.client() as client:
-        assert role_of(client, namespace, name) == role
+    assert role_of(config_map_identities, namespace, name) == role
 
 
 def test_bad_config_map_update_is_kept_out_and_counted(
-    config_map_webhook: tuple[FakeApiServer, Any],
+    config_map_webhook: tuple[FakeApiServer, RunningWebhook],
 ) -> None:
     api, webhook = config_map_webhook
     api.put_config_map(

@@ -1,16 +1,17 @@
-"""The real server against the fake API server: a watch-fed ServiceAccount cache."""
+"""The webhook against the fake API server: a watch-fed ServiceAccount cache, in process."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.admission import eventually, role_of
+from tests.support.admission import role_of
 from tests.support.fakeapi import SERVICE_ACCOUNTS, FakeApiServer
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.inprocess import InProcessWebhook, serve_in_process
+from tests.support.polling import eventually
+from tests.support.server import CertFiles, run_webhook
 
 ROLE = "eks.amazonaws.com/role-arn"
 ARN = "arn:aws:iam::111122223333:role/"
@@ -18,35 +19,30 @@ ARN = "arn:aws:iam::111122223333:role/"
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[tuple[FakeApiServer, RunningWebhook]]:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[FakeApiServer, InProcessWebhook]]:
     tmp = tmp_path_factory.mktemp("cluster")
     with FakeApiServer() as api:
         api.put_service_account("default", "preexisting", {ROLE: ARN + "preexisting"})
         api.put_service_account("default", "plain")
         kubeconfig = api.write_kubeconfig(tmp / "kubeconfig")
-        with run_webhook(
-            tmp,
-            "--kubeconfig",
-            str(kubeconfig),
-            "--resync-period",
-            "30s",
-            "--enable-debugging-handlers",
-            certs=cert_files,
+        with serve_in_process(
+            "--kubeconfig", str(kubeconfig), "--resync-period", "30s", "--enable-debugging-handlers"
         ) as webhook:
+            webhook.wait_ready()
             yield api, webhook
 
 
-def metric(webhook: RunningWebhook, name: str) -> float:
-    for line in httpx.get(webhook.metrics_url + "/metrics").text.splitlines():
+def metric(webhook: InProcessWebhook, name: str) -> float:
+    for line in webhook.metrics("/metrics").text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
-def test_initial_list_is_served_once_ready(cluster: tuple[FakeApiServer, RunningWebhook]) -> None:
+def test_initial_list_is_served_once_ready(cluster: tuple[FakeApiServer, InProcessWebhook]) -> None:
     _, webhook = cluster
-    assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
+    assert webhook.metrics("/readyz").status_code == 200
     with webhook.client() as client:
         assert role_of(client, "default", "preexisting") == ARN + "preexisting"
         assert role_of(client, "default", "plain") is None
@@ -55,7 +51,7 @@ def test_initial_list_is_served_once_ready(cluster: tuple[FakeApiServer, Running
 
 
 def test_added_modified_and_deleted_service_accounts_reach_the_next_admission(
-    cluster: tuple[FakeApiServer, RunningWebhook],
+    cluster: tuple[FakeApiServer, InProcessWebhook],
 ) -> None:
     api, webhook = cluster
     with webhook.client() as client:
@@ -72,7 +68,7 @@ def test_added_modified_and_deleted_service_accounts_reach_the_next_admission(
 
 
 def test_expired_watch_relists_without_losing_the_update_it_missed(
-    cluster: tuple[FakeApiServer, RunningWebhook],
+    cluster: tuple[FakeApiServer, InProcessWebhook],
 ) -> None:
     api, webhook = cluster
     before = metric(
@@ -93,9 +89,9 @@ def test_expired_watch_relists_without_losing_the_update_it_missed(
     assert after == before + 1
 
 
-def test_debug_handler_dumps_the_cache(cluster: tuple[FakeApiServer, RunningWebhook]) -> None:
+def test_debug_handler_dumps_the_cache(cluster: tuple[FakeApiServer, InProcessWebhook]) -> None:
     _, webhook = cluster
-    cache = httpx.get(webhook.metrics_url + "/debug/alpha/cache").json()
+    cache = webhook.metrics("/debug/alpha/cache").json()
     assert cache["default/preexisting"] == {
         "RoleARN": ARN + "preexisting",
         "Audience": "sts.amazonaws.com",
@@ -105,7 +101,7 @@ def test_debug_handler_dumps_the_cache(cluster: tuple[FakeApiServer, RunningWebh
 
 
 def test_api_server_restart_is_survived_and_changes_made_while_down_arrive(
-    cluster: tuple[FakeApiServer, RunningWebhook],
+    cluster: tuple[FakeApiServer, InProcessWebhook],
 ) -> None:
     api, webhook = cluster
     api.stop()
@@ -116,7 +112,7 @@ def test_api_server_restart_is_survived_and_changes_made_while_down_arrive(
             eventually(lambda: role_of(client, "shop", "while-down"), ARN + "while-down")
             == ARN + "while-down"
         )
-    assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
+    assert webhook.metrics("/readyz").status_code == 200
     assert (
         metric(
             webhook,
@@ -126,31 +122,30 @@ def test_api_server_restart_is_survived_and_changes_made_while_down_arrive(
     )
 
 
-def test_not_ready_until_first_list_then_ready(tmp_path: Path, cert_files: CertFiles) -> None:
+def test_not_ready_until_first_list_then_ready(tmp_path: Path) -> None:
     with FakeApiServer() as api:
         api.fail("list", status_code=503, times=2)  # then back-off: up to 4.8 s
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        with run_webhook(
-            tmp_path, "--kubeconfig", str(kubeconfig), certs=cert_files, wait_ready=False
-        ) as webhook:
-            first = httpx.get(webhook.metrics_url + "/readyz")
-            ready = eventually(lambda: httpx.get(webhook.metrics_url + "/readyz").status_code, 200)
+        with serve_in_process("--kubeconfig", str(kubeconfig)) as webhook:
+            first = webhook.metrics("/readyz")
+            ready = eventually(lambda: webhook.metrics("/readyz").status_code, 200)
     assert first.status_code == 503
     assert "serviceaccounts have not been listed yet" in first.text
     assert ready == 200
 
 
 def test_readiness_fails_when_watch_fails_longer_than_three_resync_periods(
-    tmp_path: Path, cert_files: CertFiles
+    tmp_path: Path,
 ) -> None:
     with FakeApiServer() as api:
         kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-        with run_webhook(
-            tmp_path, "--kubeconfig", str(kubeconfig), "--resync-period", "500ms", certs=cert_files
+        with serve_in_process(
+            "--kubeconfig", str(kubeconfig), "--resync-period", "500ms"
         ) as webhook:
+            webhook.wait_ready()
             api.stop()
-            status = eventually(lambda: httpx.get(webhook.metrics_url + "/readyz").status_code, 503)
-            body = httpx.get(webhook.metrics_url + "/readyz").text
+            status = eventually(lambda: webhook.metrics("/readyz").status_code, 503)
+            body = webhook.metrics("/readyz").text
     assert status == 503
     assert "serviceaccounts watch has been failing" in body
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.support.admission import app_service_account_file, review
+from tests.support.admission import APP_FLAGS, review
 from tests.support.server import run_webhook
 from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     COMPONENTS,
@@ -87,9 +87,7 @@ def test_resource_requests_follow_the_performance_notes(built: dict[str, Objects
 def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     """Every sample name the real server's /metrics can show, after one admission."""
     tmp_path = tmp_path_factory.mktemp("metrics")
-    with run_webhook(tmp_path, "--service-accounts-file", app_service_account_file(tmp_path)) as (
-        server
-    ):
+    with run_webhook(tmp_path, *APP_FLAGS) as (server):
         with server.client() as client:
             body = orjson.dumps(review("team-a", "app"))
             client.post("/mutate", content=body, headers={"Content-Type": "application/json"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -97,12 +98,12 @@ def _scope() -> dict[str, Any]:
 
 
 async def _call(endpoint: AdmissionEndpoint, body: bytes) -> tuple[int, dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await endpoint(_scope(), receive, send)
@@ -162,6 +163,7 @@ def test_a_fast_decision_is_answered_and_leaves_nothing_behind() -> None:
     async def scenario() -> tuple[int, int]:
         endpoint = _endpoint(fast)
         status, _ = await _call(endpoint, BODY)
+        assert endpoint._deadlines is not None
         return status, len(endpoint._deadlines)
 
     assert asyncio.run(scenario()) == (200, 0)

@@ -9,6 +9,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.markers import default_environment
@@ -87,7 +88,7 @@ def lock() -> dict[str, str]:
 
 def runtime_closure() -> dict[str, str]:
     """Every distribution the package needs at run time, walked through the installed metadata."""
-    environment = default_environment()
+    environment: dict[str, Any] = dict(default_environment())
     seen: dict[str, str] = {}
     walked: set[tuple[str, str]] = set()
     todo = [(Requirement(r), "") for r in PYPROJECT["project"]["dependencies"]]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.support.inprocess import serve_in_process
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.cli import main
 
@@ -60,13 +60,6 @@ def profile_of(response: dict[str, Any]) -> str:
     return str(values[0]) if values else ""
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def test_matching_pod_is_handed_to_fargate_and_reload_keeps_the_last_good_profiles(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
@@ -101,10 +94,10 @@ def test_matching_pod_is_handed_to_fargate_and_reload_keeps_the_last_good_profil
         assert post(client, {"app": "db"}) == {"uid": "u-1", "allowed": True}
 
         profiles.write_text(PROFILES_B)  # the mapping shape, with a wildcard
-        eventually(lambda: profile_of(post(client, {"app": "db"})) == "fp-b")
+        assert eventually(lambda: profile_of(post(client, {"app": "db"})) == "fp-b")
 
         profiles.write_text("- {name: fp-c, selectors: [{labels: {app: web}}]}\n")
-        eventually(lambda: "selectors[0].namespace: missing or empty" in webhook.log())
+        assert eventually(lambda: "selectors[0].namespace: missing or empty" in webhook.log())
         assert profile_of(post(client, {"app": "db"})) == "fp-b"  # old profiles stay
         assert str(profiles) in webhook.log()
         assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
@@ -118,16 +111,14 @@ def test_matching_pod_is_handed_to_fargate_and_reload_keeps_the_last_good_profil
                 in metrics
             )
         # admission lines are written in batches, within HOLD_SECONDS
-        eventually(lambda: "path=/mutate-fargate uid=u-1" in webhook.log())
+        assert eventually(lambda: "path=/mutate-fargate uid=u-1" in webhook.log())
 
 
-def test_without_fargate_profiles_the_path_allows_without_patch(
-    tmp_path: Path, cert_files: CertFiles
-) -> None:
+def test_without_fargate_profiles_the_path_allows_without_patch(tmp_path: Path) -> None:
     sa_file = tmp_path / "sa.yaml"
     sa_file.write_text("")
     with (
-        run_webhook(tmp_path, "--service-accounts-file", str(sa_file), certs=cert_files) as webhook,
+        serve_in_process("--service-accounts-file", str(sa_file)) as webhook,
         webhook.client() as client,
     ):
         assert post(client, {"app": "web"}) == {"uid": "u-1", "allowed": True}

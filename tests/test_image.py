@@ -24,8 +24,9 @@ import jsonpatch
 import orjson
 import pytest
 
-from tests.support.admission import APP_SERVICE_ACCOUNT, eventually, review
+from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.fakeapi import FakeApiServer
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, write_certs
 from tests.test_tls import Load, _secret_volume, _serial, serial_at
 from webhook import __version__
@@ -256,7 +257,7 @@ def locked_down(volume: Path, tmp_path: Path) -> list[str]:
     """docker run flags for the manifests' securityContext, certificates and ServiceAccounts."""
     accounts = tmp_path / "sa"
     accounts.mkdir()
-    (accounts / "sa.yaml").write_text(APP_SERVICE_ACCOUNT)
+    shutil.copyfile(APP_SERVICE_ACCOUNTS_FILE, accounts / "sa.yaml")
     return [
         "--read-only",
         "--cap-drop=ALL",

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.admission import app_service_account_file, review
+from tests.support.admission import APP_FLAGS, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 JSON = {"Content-Type": "application/json"}
@@ -57,12 +57,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
     with run_webhook(
-        tmp_path,
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
-        "--shutdown-grace-period",
-        "5s",
-        certs=cert_files,
+        tmp_path, *APP_FLAGS, "--shutdown-grace-period", "5s", certs=cert_files
     ) as webhook:
         bodies = [orjson.dumps(review("team-a", "app")) for _ in range(8)]
         # Each request is half sent: the server has accepted it and waits for the rest.
@@ -95,12 +90,7 @@ def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
     with run_webhook(
-        tmp_path,
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
-        "--shutdown-grace-period",
-        "300ms",
-        certs=cert_files,
+        tmp_path, *APP_FLAGS, "--shutdown-grace-period", "300ms", certs=cert_files
     ) as webhook:
         body = orjson.dumps(review("team-a", "app"))
         stalled = _open_request(webhook, body, 10)
@@ -120,8 +110,7 @@ def limited(
     tmp = tmp_path_factory.mktemp("limits")
     with run_webhook(
         tmp,
-        "--service-accounts-file",
-        app_service_account_file(tmp),
+        *APP_FLAGS,
         "--max-request-bytes",
         "65536",
         "--service-account-lookup-grace-period",

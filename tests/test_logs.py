@@ -60,7 +60,7 @@ def test_info_line_falls_back_to_logging_without_the_serve_handler(
         assert line.enabled()
         line(MESSAGE, dict(FIELDS))
     assert [r.getMessage() for r in caplog.records] == [MESSAGE]
-    assert caplog.records[0].outcome == "mutated"
+    assert caplog.records[0].__dict__["outcome"] == "mutated"
 
 
 class CountingStream(io.StringIO):

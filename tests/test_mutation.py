@@ -453,7 +453,7 @@ def test_null_env_list_is_created() -> None:
 
 
 def test_fields_no_schema_knows_survive_unchanged() -> None:
-    container = {
+    container: dict[str, Any] = {
         "name": "app",
         "image": "x",
         "futureField": {"nested": [1, None, "x"]},

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from cryptography import x509
 
-from tests.support.admission import eventually, review
+from tests.support.admission import review
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 SERVICE_ACCOUNTS = """

@@ -4,19 +4,22 @@ server answering pipelined and keep-alive requests through it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import ssl
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import orjson
 import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
 from tests.conftest import ROOT
-from tests.support.server import CertFiles, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.server.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
 
 
@@ -310,10 +313,32 @@ def test_a_streamed_response_sends_its_head_with_the_first_chunk() -> None:
 # -- the real server -------------------------------------------------------------------------
 
 
-def _example_webhook(tmp_path: Path, cert_files: CertFiles) -> Any:
-    """The real server with the example ServiceAccounts (the example review's is among them)."""
+@pytest.fixture(scope="module")
+def example_webhook(
+    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
+) -> Iterator[RunningWebhook]:
+    """The real server with the example ServiceAccounts (the example review's is among them),
+    shared by the tests below: they only send it admissions."""
     accounts = str(ROOT / "examples" / "serviceaccounts.yaml")
-    return run_webhook(tmp_path, "--service-accounts-file", accounts, certs=cert_files)
+    tmp_path = tmp_path_factory.mktemp("protocol")
+    with run_webhook(tmp_path, "--service-accounts-file", accounts, certs=cert_files) as webhook:
+        yield webhook
+
+
+def test_example_review_is_mutated_through_real_https_server(
+    example_webhook: RunningWebhook,
+) -> None:
+    body = (ROOT / "examples" / "admissionreview.json").read_bytes()
+    with example_webhook.client() as client:
+        answer = client.post("/mutate", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200
+    review = answer.json()
+    assert review["response"]["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    ops = json.loads(base64.b64decode(review["response"]["patch"]))
+    pod = json.loads(body)["request"]["object"]
+    mutated = jsonpatch.apply_patch(pod, ops)
+    env = {e["name"]: e["value"] for e in mutated["spec"]["containers"][0]["env"]}
+    assert env["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/s3-reader"
 
 
 def _tls_socket(url: str, certs: CertFiles) -> ssl.SSLSocket:
@@ -344,17 +369,14 @@ def _read_responses(sock: ssl.SSLSocket, count: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("pipelined", [False, True], ids=["keep-alive", "pipelined"])
 def test_real_server_answers_many_requests_on_one_connection(
-    tmp_path: Path, cert_files: CertFiles, pipelined: bool
+    example_webhook: RunningWebhook, cert_files: CertFiles, pipelined: bool
 ) -> None:
     template = orjson.loads((ROOT / "examples" / "admissionreview.json").read_bytes())
     bodies = []
     for number in range(5):
         template["request"]["uid"] = f"uid-{number}"
         bodies.append(orjson.dumps(template))
-    with (
-        _example_webhook(tmp_path, cert_files) as webhook,
-        _tls_socket(webhook.url, cert_files) as sock,
-    ):
+    with _tls_socket(example_webhook.url, cert_files) as sock:
         if pipelined:
             sock.sendall(b"".join(_request("/mutate", body) for body in bodies))
             answers = _read_responses(sock, len(bodies))
@@ -368,7 +390,7 @@ def test_real_server_answers_many_requests_on_one_connection(
 
 
 def test_real_server_under_concurrent_load_answers_every_request_with_its_own_review(
-    tmp_path: Path, cert_files: CertFiles
+    example_webhook: RunningWebhook,
 ) -> None:
     """Many connections at once: responses are then sent at the end of the loop step; each
     must still carry its own request's uid, complete."""
@@ -390,11 +412,8 @@ def test_real_server_under_concurrent_load_answers_every_request_with_its_own_re
                 seen.append((uid, answer.json()["response"]["uid"]))
         return seen
 
-    with (
-        _example_webhook(tmp_path, cert_files) as webhook,
-        ThreadPoolExecutor(max_workers=16) as pool,
-    ):
-        runs = list(pool.map(lambda worker: client_run(webhook, worker), range(16)))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        runs = list(pool.map(lambda worker: client_run(example_webhook, worker), range(16)))
     pairs = [pair for run in runs for pair in run]
     assert len(pairs) == 16 * 25
     assert all(sent == answered for sent, answered in pairs)

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github/workflows"
 
 
-def workflow(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+def workflow(name: str) -> dict[Any, Any]:
+    document: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
     return document
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from tests.support.admission import review
+from tests.support.admission import TEAMS_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.mutation.answer import Outcome
 from webhook.mutation.defaults import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH
@@ -23,20 +24,6 @@ from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 ROLE = "arn:aws:iam::111122223333:role/app"
 EVIL = "arn:aws:iam::999999999999:role/admin"
-SERVICE_ACCOUNTS = f"""
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {{name: app, namespace: team-a, annotations: {{eks.amazonaws.com/role-arn: "{ROLE}"}}}}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {{name: app, namespace: team-b}}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {{name: plain, namespace: team-a}}
-"""
 # every annotation a pod's author might try, under the prefix and a few look-alikes
 HOSTILE_ANNOTATIONS = {
     f"{prefix}/{key}": value
@@ -59,7 +46,9 @@ def mutator() -> PodMutator:
     store = ServiceAccountStore()
     store.replace_all(
         parse_service_accounts(
-            SERVICE_ACCOUNTS.encode(), identity_defaults(settings), source="test.yaml"
+            Path(TEAMS_SERVICE_ACCOUNTS_FILE).read_bytes(),
+            identity_defaults(settings),
+            source=TEAMS_SERVICE_ACCOUNTS_FILE,
         )
     )
     return PodMutator.from_settings(settings, store)
@@ -167,9 +156,9 @@ def webhook(
     tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
 ) -> Iterator[RunningWebhook]:
     tmp = tmp_path_factory.mktemp("security")
-    sa_file = tmp / "sa.yaml"
-    sa_file.write_text(SERVICE_ACCOUNTS)
-    with run_webhook(tmp, "--service-accounts-file", str(sa_file), certs=cert_files) as running:
+    with run_webhook(
+        tmp, "--service-accounts-file", TEAMS_SERVICE_ACCOUNTS_FILE, certs=cert_files
+    ) as running:
         yield running
 
 

@@ -1,11 +1,12 @@
-"""The admission endpoint through a real uvicorn HTTPS server and a real HTTP client."""
+"""The admission endpoint's HTTP envelope, served in process through httpx's ASGI transport.
+
+Admissions through the real HTTPS server: tests/test_protocol.py, tests/test_tls.py, tests/hostile/."""
 
 from __future__ import annotations
 
 import base64
 import copy
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,45 +15,22 @@ import orjson
 import pytest
 
 from tests.conftest import ROOT
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.admission import TEAMS_SERVICE_ACCOUNTS_FILE
+from tests.support.inprocess import InProcessWebhook, serve_in_process
 
-SERVICE_ACCOUNTS = """
-apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: app, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: app, namespace: team-b}
-- apiVersion: v1
-  kind: ServiceAccount
-  metadata: {name: bad, namespace: team-a, annotations: {eks.amazonaws.com/role-arn: "not-an-arn", eks.amazonaws.com/token-expiration: "soon"}}
-"""
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def webhook(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    tmp = tmp_path_factory.mktemp("server")
-    sa_file = tmp / "sa.yaml"
-    sa_file.write_text(SERVICE_ACCOUNTS)
-    with run_webhook(
-        tmp,
-        "--service-accounts-file",
-        str(sa_file),
-        "--aws-default-region",
-        "eu-west-1",
-        certs=cert_files,
+def webhook() -> Iterator[InProcessWebhook]:
+    with serve_in_process(
+        "--service-accounts-file", TEAMS_SERVICE_ACCOUNTS_FILE, "--aws-default-region", "eu-west-1"
     ) as running:
         yield running
 
 
 @pytest.fixture()
-def client(webhook: RunningWebhook) -> Iterator[httpx.Client]:
+def client(webhook: InProcessWebhook) -> Iterator[httpx.Client]:
     with webhook.client() as c:
         yield c
 
@@ -285,23 +263,23 @@ def test_get_on_mutate_is_405(client: httpx.Client) -> None:
     assert "POST an AdmissionReview" in answer.json()["response"]["status"]["message"]
 
 
-def test_health_and_readiness_on_both_ports(webhook: RunningWebhook, client: httpx.Client) -> None:
+def test_health_and_readiness_on_both_ports(
+    webhook: InProcessWebhook, client: httpx.Client
+) -> None:
     assert client.get("/healthz").text == "ok"
     assert client.get("/readyz").status_code == 200
-    assert httpx.get(webhook.metrics_url + "/healthz").text == "ok"
-    assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
+    with webhook.metrics_client() as metrics:
+        assert metrics.get("/healthz").text == "ok"
+        assert metrics.get("/readyz").status_code == 200
 
 
-def test_sample_bodies_from_shared_are_mutated(tmp_path: Path, cert_files: CertFiles) -> None:
+def test_sample_bodies_from_shared_are_mutated() -> None:
     admission = ROOT.parent / "shared" / "admission"
     if not admission.is_dir():
         pytest.skip(f"sample bodies not found at {admission}")
     with (
-        run_webhook(
-            tmp_path,
-            "--service-accounts-file",
-            str(admission / "serviceaccount.yaml"),
-            certs=cert_files,
+        serve_in_process(
+            "--service-accounts-file", str(admission / "serviceaccount.yaml")
         ) as running,
         running.client() as c,
     ):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.server.app import WebhookApp
 from webhook.server.service import WebhookService
@@ -56,13 +55,6 @@ def env_of(client: httpx.Client) -> dict[str, str]:
     return {e["name"]: e["value"] for e in env}
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def test_service_accounts_file_change_is_seen_by_the_next_admission(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
@@ -74,9 +66,11 @@ def test_service_accounts_file_change_is_seen_by_the_next_admission(
     ):
         assert env_of(client)["AWS_ROLE_ARN"] == ROLE_A
         sa_file.write_text(sa_yaml(ROLE_B))
-        eventually(lambda: env_of(client).get("AWS_ROLE_ARN") == ROLE_B)
+        assert eventually(lambda: env_of(client).get("AWS_ROLE_ARN") == ROLE_B)
         sa_file.write_text("kind: ServiceAccount\nmetadata: {namespace: ns}\n")
-        eventually(lambda: "document 1.metadata.name: missing or not a string" in webhook.log())
+        assert eventually(
+            lambda: "document 1.metadata.name: missing or not a string" in webhook.log()
+        )
         assert env_of(client)["AWS_ROLE_ARN"] == ROLE_B  # the last good file stays in force
         assert str(sa_file) in webhook.log()
 
@@ -99,7 +93,7 @@ def test_container_credentials_file_switches_mode_and_empty_file_clears_it(
         assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.23/v1/credentials"
         assert "AWS_ROLE_ARN" not in env
         cc_file.write_text("")
-        eventually(lambda: env_of(client).get("AWS_ROLE_ARN") == ROLE_A)
+        assert eventually(lambda: env_of(client).get("AWS_ROLE_ARN") == ROLE_A)
 
 
 def test_bad_service_accounts_file_fails_start_up_naming_file_field_and_reason(

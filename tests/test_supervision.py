@@ -18,12 +18,13 @@ from webhook.sources.kube.client import ResourceRequests, cluster_configuration,
 from webhook.sources.kube.resourcewatch import ResourceWatch
 from webhook.sources.kube.watching import Backoff
 from webhook.sources.serviceaccounts import file as serviceaccountfile
+from webhook.sources.serviceaccounts.annotations import identity_of_service_account
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.supervisor import HEALTHY_RUN_SECONDS, MAX_FAILURES_IN_A_ROW, Supervised
 from webhook.types import JsonObject
 
 DEFAULTS = IdentityDefaults("eks.amazonaws.com", "sts.amazonaws.com", False, 86400)
-QUICK = {"initial": 0.01, "maximum": 0.02}
+QUICK: dict[str, Any] = {"initial": 0.01, "maximum": 0.02}
 
 
 def test_supervised_task_is_restarted_and_unhealthy_only_after_failing_in_a_row() -> None:
@@ -190,7 +191,7 @@ def test_a_crashed_watch_thread_is_restarted_by_its_supervisor() -> None:
 def test_service_accounts_file_skips_an_object_that_cannot_be_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = serviceaccountfile.identity_of_service_account
+    real = identity_of_service_account
 
     def failing(namespace: str, name: str, annotations: Any, defaults: Any) -> Any:
         if name == "bad":

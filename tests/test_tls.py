@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support.admission import app_service_account_file, eventually, review
+from tests.support.admission import APP_FLAGS, review
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 from webhook.cli import build_parser
 from webhook.flags import settings_from_args
@@ -128,14 +129,7 @@ def _metric(webhook: RunningWebhook, line_start: str) -> str:
 def test_min_version_13_refuses_a_tls12_client_and_serves_tls13(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
-    with run_webhook(
-        tmp_path,
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
-        "--tls-min-version",
-        "1.3",
-        certs=cert_files,
-    ) as webhook:
+    with run_webhook(tmp_path, *APP_FLAGS, "--tls-min-version", "1.3", certs=cert_files) as webhook:
         old = _context(cert_files.ca)
         old.maximum_version = ssl.TLSVersion.TLSv1_2
         with pytest.raises(httpx.ConnectError), httpx.Client(verify=old) as client:
@@ -153,8 +147,7 @@ def test_cipher_suite_named_the_go_way_is_the_one_negotiated(
 ) -> None:
     with run_webhook(
         tmp_path,
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
+        *APP_FLAGS,
         "--tls-cipher-suites",
         "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
         certs=cert_files,
@@ -184,7 +177,7 @@ def test_cipher_suite_named_the_go_way_is_the_one_negotiated(
 def test_unknown_or_broken_cipher_suite_stops_start_up_naming_it(
     tmp_path: Path, cert_files: CertFiles, suite: str, expected: str
 ) -> None:
-    args = ("--service-accounts-file", app_service_account_file(tmp_path), "--tls-cipher-suites")
+    args = (*APP_FLAGS, "--tls-cipher-suites")
     message = (
         f"pod-identity-webhook serve: --tls-cipher-suites='{suite}' is invalid: expected {expected}"
     )
@@ -206,8 +199,7 @@ def test_client_ca_lets_only_clients_with_a_certificate_it_signed_call_mutate(
     stranger = write_client_pair(tmp_path / "stranger", "stranger")
     with run_webhook(
         tmp_path,
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
+        *APP_FLAGS,
         "--client-ca-file",
         str(apiserver.ca),
         certs=cert_files,
@@ -234,8 +226,7 @@ def test_unreadable_client_ca_stops_start_up_naming_the_flag(
 ) -> None:
     missing = tmp_path / "missing-ca.crt"
     args = (
-        "--service-accounts-file",
-        app_service_account_file(tmp_path),
+        *APP_FLAGS,
         "--client-ca-file",
         str(missing),
     )
@@ -305,9 +296,7 @@ def test_rotation_under_continuous_load_drops_nothing_and_serves_the_new_pair(
 ) -> None:
     old = write_certs(tmp_path / "serving")
     new = write_certs(tmp_path / "next", days=60)
-    with run_webhook(
-        tmp_path, "--service-accounts-file", app_service_account_file(tmp_path), certs=old
-    ) as webhook:
+    with run_webhook(tmp_path, *APP_FLAGS, certs=old) as webhook:
         assert served_serial(webhook, old.ca) == _serial(old.cert)
         with Load(webhook.url, old.ca, new.ca) as load:
             time.sleep(0.3)
@@ -353,9 +342,7 @@ def test_secret_volume_swap_rejects_mismatched_and_half_written_pairs_then_takes
     _secret_volume(volume, first, 1)
     mounted = CertFiles(volume, first.ca, volume / "tls.crt", volume / "tls.key")
     cas = (first.ca, second.ca, third.ca)
-    with run_webhook(
-        tmp_path, "--service-accounts-file", app_service_account_file(tmp_path), certs=mounted
-    ) as webhook:
+    with run_webhook(tmp_path, *APP_FLAGS, certs=mounted) as webhook:
         failures = 'pod_identity_webhook_config_reloads_total{result="failure",source="tls"}'
         # a certificate with someone else's key
         _secret_volume(volume, (second.cert.read_bytes(), third.key.read_bytes()), 2)

@@ -8,7 +8,6 @@ import socket
 import pytest
 
 from tests.test_upstream_dropin import _has_ipv6_loopback
-from webhook.server import listen
 from webhook.server.listen import describe, listening_sockets
 
 
@@ -31,7 +30,7 @@ def test_empty_address_is_one_dual_stack_ipv6_socket() -> None:
 def test_without_ipv6_the_empty_address_falls_back_to_ipv4(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(listen.socket, "has_ipv6", False)
+    monkeypatch.setattr(socket, "has_ipv6", False)  # the module listen.py reads it from
     (sock,) = listening_sockets("", 0)
     with sock:
         assert sock.family == socket.AF_INET

@@ -22,13 +22,12 @@ import base64
 import re
 from pathlib import Path
 
-import httpx
 import jsonpatch
 import orjson
 import pytest
 
 from tests.support.admission import review
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.inprocess import InProcessWebhook, serve_in_process
 from tests.test_observability import SERVICE_ACCOUNTS as OBSERVED_SERVICE_ACCOUNTS
 from webhook.server.exposition import go_float
 from webhook.server.metrics import Metrics
@@ -108,7 +107,7 @@ def upstream_families(exposition: str) -> str:
     return "".join(kept)
 
 
-def _post(webhook: RunningWebhook, body: dict[str, object]) -> dict[str, object]:
+def _post(webhook: InProcessWebhook, body: dict[str, object]) -> dict[str, object]:
     with webhook.client() as client:
         answer = client.post("/mutate", content=orjson.dumps(body), headers=JSON)
     assert answer.status_code == 200
@@ -124,18 +123,14 @@ def _sums_replaced(text: str) -> str:
     return re.sub(r"(_sum\{[^}]*\}) \S+\n", r"\1 SUM\n", text)
 
 
-def test_scrape_after_admissions_equals_upstreams_exposition(
-    tmp_path: Path, cert_files: CertFiles
-) -> None:
+def test_scrape_after_admissions_equals_upstreams_exposition(tmp_path: Path) -> None:
     accounts = tmp_path / "sa.yaml"
     accounts.write_text(SERVICE_ACCOUNTS)
     credentials = tmp_path / "cc.json"
     credentials.write_text(CONTAINER_CREDENTIALS)
-    with run_webhook(
-        tmp_path,
+    with serve_in_process(
         f"--service-accounts-file={accounts}",
         f"--watch-container-credentials-config={credentials}",
-        certs=cert_files,
     ) as webhook:
         first = review("team-a", "app")
         response = _post(webhook, first)
@@ -145,7 +140,7 @@ def test_scrape_after_admissions_equals_upstreams_exposition(
         assert "patch" not in _post(webhook, again)  # already patched: counted all the same
         for account in ("plain", "ghost", "pi"):
             _post(webhook, review("team-a", account))
-        scrape = httpx.get(webhook.metrics_url + "/metrics")
+        scrape = webhook.metrics("/metrics")
     assert scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     served = upstream_families(scrape.text)
     finite = re.findall(r'le="[^+][^"]*"\} (\d+)', served)

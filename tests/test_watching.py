@@ -174,7 +174,7 @@ def test_watch_timeout_is_five_to_ten_minutes_as_client_go() -> None:
 
     for _ in range(20):
         requests = CannedRequests([Page([], "5", "")], [])
-        requests.watch = watch  # type: ignore[method-assign]
+        requests.watch = watch  # type: ignore[method-assign,assignment]
         with pytest.raises(WatchError):
             run(requests)
     assert all(300 <= t <= 600 for t in timeouts) and len(set(timeouts)) > 1

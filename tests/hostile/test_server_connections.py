@@ -4,6 +4,7 @@ the defaults are checked in the settings and, in the slow suite, end to end."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import socket
 import threading
@@ -113,6 +114,18 @@ def test_connections_past_the_cap_are_closed_before_tls_and_good_clients_come_ba
         assert "refused 1 new connection(s) at accept" in webhook.log()
 
 
+@pytest.fixture(scope="module")
+def defaults(
+    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
+) -> Iterator[RunningWebhook]:
+    """A server with the default caps, shared by the tests that only send it requests."""
+    tmp_path = tmp_path_factory.mktemp("defaults")
+    with run_webhook(
+        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
+    ) as webhook:
+        yield webhook
+
+
 @pytest.mark.parametrize(
     ("extra_headers", "expected"),
     [
@@ -122,14 +135,9 @@ def test_connections_past_the_cap_are_closed_before_tls_and_good_clients_come_ba
     ids=["1MB-header", "101-headers"],
 )
 def test_an_oversized_request_head_is_refused_with_431(
-    tmp_path: Path, cert_files: CertFiles, extra_headers: bytes, expected: bytes
+    defaults: RunningWebhook, extra_headers: bytes, expected: bytes
 ) -> None:
-    with (
-        run_webhook(
-            tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-        ) as webhook,
-        tls_socket(webhook) as sock,
-    ):
+    with tls_socket(defaults) as sock:
         head = b"POST /mutate HTTP/1.1\r\nHost: webhook\r\n" + extra_headers + b"\r\n"
         try:
             for start in range(0, len(head), 16384):
@@ -157,15 +165,20 @@ def test_an_oversized_request_head_is_refused_with_431(
     ids=["defaults", "no-read-ahead", "one-request-at-a-time"],
 )
 def test_pipelined_requests_past_the_caps_are_all_answered_in_order(
-    tmp_path: Path, cert_files: CertFiles, caps: tuple[str, ...]
+    tmp_path: Path, cert_files: CertFiles, caps: tuple[str, ...], defaults: RunningWebhook
 ) -> None:
     body = (Path(SERVICE_ACCOUNTS).parent / "large.json").read_bytes()
-    with (
-        run_webhook(
-            tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, *caps, certs=cert_files
-        ) as webhook,
-        tls_socket(webhook) as sock,
-    ):
+    with contextlib.ExitStack() as stack:
+        webhook = (
+            stack.enter_context(
+                run_webhook(
+                    tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, *caps, certs=cert_files
+                )
+            )
+            if caps
+            else defaults
+        )
+        sock = stack.enter_context(tls_socket(webhook))
         sock.sendall(request(body) * 20)
         received = b""
         while received.count(b"HTTP/1.1 200 OK") < 20:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import orjson
 import pytest
 
 from tests.hostile.server_support import BODIES, SERVICE_ACCOUNTS
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 
 JSON = {"Content-Type": "application/json"}
@@ -47,16 +47,16 @@ def text_log(
 
 def _admission_lines(webhook: RunningWebhook, marker: str) -> list[str]:
     """The admission lines holding `marker`, once written (they wait up to 20 ms)."""
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [
+
+    def lines() -> list[str]:
+        return [
             line
             for line in webhook.log().splitlines()
             if "webhook.admission: admission" in line and marker in line
         ]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+
+    eventually(lambda: bool(lines()), timeout=5)
+    return lines()
 
 
 def test_a_newline_in_the_uid_or_generatename_cannot_forge_a_text_line(

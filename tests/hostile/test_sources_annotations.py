@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.admission import eventually
 from tests.support.fakeapi import FakeApiServer
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from tests.support.sources import admit, metric_value
 

@@ -4,13 +4,13 @@ last good list with the error logged and counted. The real server."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from tests.support.sources import admit, metric_value
 
@@ -30,15 +30,6 @@ def mode_of(client: httpx.Client) -> str:
     if CONTAINER_CREDENTIALS in env:
         return "container credentials"
     return "role" if "AWS_ROLE_ARN" in env else "none"
-
-
-def within(seconds: float, check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def failures(metrics_url: str) -> float:
@@ -67,13 +58,13 @@ def test_container_credentials_file_absent_then_present_then_deleted_then_invali
     with serving(tmp_path, cert_files, cc_file) as (webhook, client):
         assert mode_of(client) == "role"
         cc_file.write_bytes(LISTED)
-        assert within(10, lambda: mode_of(client) == "container credentials")
+        assert eventually(lambda: mode_of(client) == "container credentials")
         cc_file.unlink()  # before: the old list stayed in force
-        assert within(10, lambda: mode_of(client) == "role")
+        assert eventually(lambda: mode_of(client) == "role")
         cc_file.write_bytes(LISTED)
-        assert within(10, lambda: mode_of(client) == "container credentials")
+        assert eventually(lambda: mode_of(client) == "container credentials")
         cc_file.write_bytes(b'{"identities": [{"namespace": 1}]}')
-        assert within(10, lambda: failures(webhook.metrics_url) == 1)
+        assert eventually(lambda: failures(webhook.metrics_url) == 1)
         assert mode_of(client) == "container credentials"  # the last good list stays
         assert "identities[0].namespace: missing or not a string" in webhook.log()
         assert httpx.get(webhook.metrics_url + "/readyz").status_code == 200
@@ -89,4 +80,4 @@ def test_container_credentials_file_invalid_at_start_is_logged_and_picked_up_whe
         assert failures(webhook.metrics_url) == 1
         assert f"{cc_file}: not valid JSON" in webhook.log()
         cc_file.write_bytes(LISTED)
-        assert within(10, lambda: mode_of(client) == "container credentials")
+        assert eventually(lambda: mode_of(client) == "container credentials")

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.admission import eventually, role_of
+from tests.support.admission import role_of
 from tests.support.fakeapi import FakeApiServer
+from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from tests.support.sources import metric_value
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import jsonpatch
 import orjson
-
-T = TypeVar("T")
 
 
 def review(namespace: str, service_account: str) -> dict[str, Any]:
@@ -58,28 +54,9 @@ def role_of(client: httpx.Client, namespace: str, service_account: str) -> str |
     return role
 
 
-def eventually(probe: Callable[[], T], expected: T, *, timeout: float = 10.0) -> T:
-    """Poll `probe` until it returns `expected`; the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = probe()
-    return value
-
-
-# One annotated ServiceAccount, team-a/app, for tests that need the server to mutate something.
-APP_SERVICE_ACCOUNT = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: app
-  namespace: team-a
-  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::111122223333:role/app"}
-"""
-
-
-def app_service_account_file(directory: Path) -> str:
-    path = directory / "sa.yaml"
-    path.write_text(APP_SERVICE_ACCOUNT)
-    return str(path)
+# ServiceAccounts files the tests share (tests/fixtures/serviceaccounts/, each says what it holds).
+SERVICE_ACCOUNT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "serviceaccounts"
+APP_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "app.yaml")  # team-a/app, with a role
+TEAMS_SERVICE_ACCOUNTS_FILE = str(SERVICE_ACCOUNT_FIXTURES / "teams.yaml")
+# `serve` flags for the servers that only need to mutate team-a/app
+APP_FLAGS = ("--service-accounts-file", APP_SERVICE_ACCOUNTS_FILE)

@@ -16,7 +16,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import Server
 
 from tests.conftest import ROOT
-from tests.support.admission import app_service_account_file, review
+from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import CertFiles, run_webhook
 from webhook.server.internals import (
     FLOW_CONTROL,
@@ -114,7 +114,7 @@ def test_the_check_names_each_missing_internal(
 def test_the_server_falls_back_to_uvicorns_own_protocol_with_one_warning(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:
-    accounts = app_service_account_file(tmp_path)
+    accounts = APP_SERVICE_ACCOUNTS_FILE
 
     def command(port: int, metrics_port: int, certs: CertFiles) -> list[str]:
         return [

@@ -14,8 +14,8 @@ from webhook.mutation.fargate import (
     Selector,
     schedule_on_fargate,
     selector_matches,
-    wildcard_matches,
 )
+from webhook.mutation.wildcards import wildcard_matches
 
 SCHEDULER = "fargate-scheduler"
 LABEL_PATH = "/metadata/labels/eks.amazonaws.com~1fargate-profile"

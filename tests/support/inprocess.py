@@ -19,9 +19,9 @@ from starlette.types import ASGIApp
 
 from tests.support.polling import eventually
 from webhook.cli import build_parser
+from webhook.flags import settings_from_args
 from webhook.server.app import WebhookApp, build_metrics_app
 from webhook.server.service import WebhookService
-from webhook.settings import settings_from_args
 
 
 class _LoopTransport(httpx.BaseTransport):

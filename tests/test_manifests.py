@@ -293,7 +293,9 @@ def test_webhooks_never_intercept_the_webhooks_own_pods(
 
 
 @pytest.mark.parametrize("build", ALL_BUILDS)
-def test_webhook_registration_follows_the_issue(build: str, built: dict[str, Objects]) -> None:
+def test_webhook_registration_answers_pod_creation_within_its_timeout(
+    build: str, built: dict[str, Objects]
+) -> None:
     for webhook in one(built[build], "MutatingWebhookConfiguration")["webhooks"]:
         assert webhook["admissionReviewVersions"] == ["v1", "v1beta1"]
         assert webhook["sideEffects"] == "None"

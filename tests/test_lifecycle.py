@@ -7,7 +7,6 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import orjson
 import pytest
 
 from tests.support.admission import APP_FLAGS, review
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 
 JSON = {"Content-Type": "application/json"}
 
@@ -103,23 +102,15 @@ def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(
     assert exited_after < 1.5
 
 
-@pytest.fixture(scope="module")
-def limited(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    tmp = tmp_path_factory.mktemp("limits")
-    with run_webhook(
-        tmp,
-        *APP_FLAGS,
-        "--max-request-bytes",
-        "65536",
-        "--service-account-lookup-grace-period",
-        "5s",
-        "--request-time-budget",
-        "300ms",
-        certs=cert_files,
-    ) as webhook:
-        yield webhook
+limited = shared_webhook(
+    *APP_FLAGS,
+    "--max-request-bytes",
+    "65536",
+    "--service-account-lookup-grace-period",
+    "5s",
+    "--request-time-budget",
+    "300ms",
+)
 
 
 def test_body_over_the_cap_is_413_with_the_limit_named(limited: RunningWebhook) -> None:

@@ -8,7 +8,6 @@ import base64
 import json
 import socket
 import ssl
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,7 +18,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from tests.conftest import ROOT
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, shared_webhook
 from webhook.server.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
 
 
@@ -313,16 +312,10 @@ def test_a_streamed_response_sends_its_head_with_the_first_chunk() -> None:
 # -- the real server -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def example_webhook(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    """The real server with the example ServiceAccounts (the example review's is among them),
-    shared by the tests below: they only send it admissions."""
-    accounts = str(ROOT / "examples" / "serviceaccounts.yaml")
-    tmp_path = tmp_path_factory.mktemp("protocol")
-    with run_webhook(tmp_path, "--service-accounts-file", accounts, certs=cert_files) as webhook:
-        yield webhook
+EXAMPLE_ACCOUNTS = str(ROOT / "examples" / "serviceaccounts.yaml")
+# The real server with the example ServiceAccounts (the example review's is among them),
+# shared by the tests below: they only send it admissions.
+example_webhook = shared_webhook("--service-accounts-file", EXAMPLE_ACCOUNTS)
 
 
 def test_example_review_is_mutated_through_real_https_server(

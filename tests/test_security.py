@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import orjson
 import pytest
 
 from tests.support.admission import TEAMS_SERVICE_ACCOUNTS_FILE, review
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import RunningWebhook, shared_webhook
 from webhook.mutation.answer import Outcome
 from webhook.mutation.defaults import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH
 from webhook.mutator import PodMutator, identity_defaults
@@ -151,15 +150,7 @@ def test_skip_containers_cannot_remove_or_change_variables_a_user_set(
 # -- where /mutate is served --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def webhook(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    tmp = tmp_path_factory.mktemp("security")
-    with run_webhook(
-        tmp, "--service-accounts-file", TEAMS_SERVICE_ACCOUNTS_FILE, certs=cert_files
-    ) as running:
-        yield running
+webhook = shared_webhook("--service-accounts-file", TEAMS_SERVICE_ACCOUNTS_FILE)
 
 
 def test_plain_http_to_the_webhook_port_gets_no_admission_answer(webhook: RunningWebhook) -> None:

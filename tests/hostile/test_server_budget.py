@@ -4,7 +4,6 @@ takes too long is allowed unchanged, and either answer leaves before the budget 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.hostile.server_support import BODIES, tls_socket
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 
 BUDGET_SECONDS = 0.5
 SOURCES = (
@@ -23,21 +22,13 @@ SOURCES = (
 )
 
 
-@pytest.fixture(scope="module")
-def budgeted(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    tmp = tmp_path_factory.mktemp("budget")
-    with run_webhook(
-        tmp,
-        *SOURCES,
-        "--service-account-lookup-grace-period",
-        "10s",
-        "--request-time-budget",
-        f"{BUDGET_SECONDS}s",
-        certs=cert_files,
-    ) as webhook:
-        yield webhook
+budgeted = shared_webhook(
+    *SOURCES,
+    "--service-account-lookup-grace-period",
+    "10s",
+    "--request-time-budget",
+    f"{BUDGET_SECONDS}s",
+)
 
 
 def _answer(webhook: RunningWebhook, head: bytes, body: bytes = b"") -> tuple[float, bytes]:

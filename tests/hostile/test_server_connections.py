@@ -9,7 +9,6 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tests.hostile.server_support import (
     seconds_until_closed,
     tls_socket,
 )
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 from webhook.cli import build_parser
 from webhook.flags import settings_from_args
 from webhook.server.connections import SPARE_FILE_DESCRIPTORS, ensure_file_descriptors
@@ -36,21 +35,14 @@ def test_default_deadlines_are_10s_for_tls_and_30s_for_a_request() -> None:
     assert settings.max_connections == 512
 
 
-@pytest.fixture(scope="module")
-def short_deadlines(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    with run_webhook(
-        tmp_path_factory.mktemp("deadlines"),
-        "--service-accounts-file",
-        SERVICE_ACCOUNTS,
-        "--tls-handshake-timeout",
-        "1s",
-        "--request-read-timeout",
-        "1s",
-        certs=cert_files,
-    ) as webhook:
-        yield webhook
+short_deadlines = shared_webhook(
+    "--service-accounts-file",
+    SERVICE_ACCOUNTS,
+    "--tls-handshake-timeout",
+    "1s",
+    "--request-read-timeout",
+    "1s",
+)
 
 
 def test_a_connection_that_never_starts_tls_is_closed_at_the_handshake_deadline(
@@ -114,16 +106,8 @@ def test_connections_past_the_cap_are_closed_before_tls_and_good_clients_come_ba
         assert "refused 1 new connection(s) at accept" in webhook.log()
 
 
-@pytest.fixture(scope="module")
-def defaults(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    """A server with the default caps, shared by the tests that only send it requests."""
-    tmp_path = tmp_path_factory.mktemp("defaults")
-    with run_webhook(
-        tmp_path, "--service-accounts-file", SERVICE_ACCOUNTS, certs=cert_files
-    ) as webhook:
-        yield webhook
+# The default caps, shared by the tests that only send requests.
+defaults = shared_webhook("--service-accounts-file", SERVICE_ACCOUNTS)
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.hostile.server_support import BODIES, SERVICE_ACCOUNTS
 from tests.support.polling import eventually
-from tests.support.server import CertFiles, RunningWebhook, run_webhook
+from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 
 JSON = {"Content-Type": "application/json"}
 
@@ -32,17 +30,7 @@ def _post(webhook: RunningWebhook, body: bytes) -> dict[str, Any]:
     return response
 
 
-@pytest.fixture(scope="module")
-def text_log(
-    tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
-) -> Iterator[RunningWebhook]:
-    with run_webhook(
-        tmp_path_factory.mktemp("logs"),
-        "--service-accounts-file",
-        SERVICE_ACCOUNTS,
-        certs=cert_files,
-    ) as webhook:
-        yield webhook
+text_log = shared_webhook("--service-accounts-file", SERVICE_ACCOUNTS)
 
 
 def _admission_lines(webhook: RunningWebhook, marker: str) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from webhook.certs import issue
 
@@ -163,3 +164,18 @@ def serve_expecting_exit(*args: str, timeout: float = 30) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
+
+
+def shared_webhook(*args: str, doc: str = "") -> Callable[..., Iterator[RunningWebhook]]:
+    """A module-scoped fixture: one real server with these flags, shared by the tests of a
+    module that only send it requests (each server start costs about a second)."""
+
+    @pytest.fixture(scope="module")
+    def fixture(
+        tmp_path_factory: pytest.TempPathFactory, cert_files: CertFiles
+    ) -> Iterator[RunningWebhook]:
+        with run_webhook(tmp_path_factory.mktemp("server"), *args, certs=cert_files) as webhook:
+            yield webhook
+
+    fixture.__doc__ = doc or None
+    return fixture

@@ -118,7 +118,8 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     bool_flag(
         k,
         "--enable-debugging-handlers",
-        "serve GET /debug/alpha/cache on the metrics port",
+        "serve GET /debug/alpha/cache on the metrics port: every cached ServiceAccount's role "
+        "ARN, to anyone who reaches that port (see --metrics-bind-address); off unless given",
     )
 
 

@@ -19,17 +19,25 @@ from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_
 JSON = {"Content-Type": "application/json"}
 
 
-def _open_request(webhook: RunningWebhook, body: bytes, sent: int) -> ssl.SSLSocket:
-    """A TLS connection that has sent the headers and the first `sent` bytes of the body."""
+def _connect(webhook: RunningWebhook) -> ssl.SSLSocket:
+    """A TLS connection, handshake done, that has not sent a byte of a request."""
     context = ssl.create_default_context(cafile=str(webhook.certs.ca))
     port = int(webhook.url.rsplit(":", 1)[1])
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    conn = context.wrap_socket(raw, server_hostname="127.0.0.1")
-    head = (
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _head(body: bytes) -> bytes:
+    return (
         f"POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    conn.sendall(head + body[:sent])
+
+
+def _open_request(webhook: RunningWebhook, body: bytes, sent: int) -> ssl.SSLSocket:
+    """A TLS connection that has sent the headers and the first `sent` bytes of the body."""
+    conn = _connect(webhook)
+    conn.sendall(_head(body) + body[:sent])
     return conn
 
 
@@ -83,6 +91,30 @@ def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones
     assert "received SIGTERM: finishing in-flight requests" in webhook.log()
     # admission lines are written in batches: the ones answered last are written at exit
     assert webhook.log().count("admission path=/mutate") == len(bodies)
+
+
+def test_sigterm_answers_a_connection_that_had_not_sent_its_request_yet(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path, *APP_FLAGS, "--shutdown-grace-period", "5s", certs=cert_files
+    ) as webhook:
+        body = orjson.dumps(review("team-a", "app"))
+        fresh = _connect(webhook)
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        webhook.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        fresh.sendall(_head(body) + body)
+        status, payload = _read_response(fresh)
+        closed = fresh.recv(1) == b""  # answered with Connection: close, then closed
+        fresh.close()
+        code = webhook.process.wait(timeout=10)
+        exited_after = time.monotonic() - signalled
+    assert status == 200 and orjson.loads(payload)["response"]["patchType"] == "JSONPatch"
+    assert closed
+    assert code == 0
+    assert exited_after < 2
 
 
 def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(

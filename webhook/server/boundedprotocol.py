@@ -30,6 +30,10 @@ from webhook.server.protocol import CoalescingHttpToolsProtocol
 # And how much of the answers a client has not read yet is kept (uvloop's default: 512 KiB).
 READ_AHEAD_BYTES = 32 * 1024
 WRITE_BEHIND_BYTES = 64 * 1024
+# At shutdown, a connection that has not sent its first request yet is left open this long for
+# it, as Go's http.Server.Shutdown does (a new connection counts as idle only after 5 s): the
+# client has almost surely sent it already, and closing now would drop it unanswered.
+NEW_CONNECTION_SHUTDOWN_SECONDS = 5.0
 
 
 class HeadTooLarge(Exception):
@@ -131,6 +135,8 @@ class BoundedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._in_head = False
         self._head_events = 0
         self._weight = 0
+        self._requests = 0  # requests begun on this connection
+        self._shutting_down = False
 
     def release_slot(self) -> None:
         """Give back this connection's place under --max-connections (once)."""
@@ -200,8 +206,21 @@ class BoundedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         )
         self.transport.close()
 
+    def shutdown(self) -> None:
+        if self._requests == 0 and not self.transport.is_closing():
+            # answered with Connection: close if it comes (on_headers_complete)
+            self._shutting_down = True
+            self.loop.call_later(NEW_CONNECTION_SHUTDOWN_SECONDS, self._close_if_idle)
+            return
+        super().shutdown()
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._requests += 1
         self._in_head = True
         self._head_bytes = self._head_count = 0
         self._head_events += 1
@@ -238,6 +257,8 @@ class BoundedHttpToolsProtocol(CoalescingHttpToolsProtocol):
         self._weight = min(weight, self.limits.max_request_bytes)
         super().on_headers_complete()
         self.cycle.webhook_weight = self._weight  # type: ignore[attr-defined]
+        if self._shutting_down:
+            self.cycle.keep_alive = False
         if self.pipeline and len(self.pipeline) >= self.limits.max_pipelined:
             self.flow.pause_reading()
 

@@ -23,7 +23,8 @@ FALLBACK_WARNING = (
     "--max-header-count (only uvicorn's h11 takes a head limit: --max-header-bytes), "
     "--max-pipelined-requests, "
     "--max-concurrent-requests, --max-inflight-request-bytes, the small TLS buffers and the 2s "
-    "wait for a client's TLS close (asyncio's 30s applies, within --shutdown-grace-period). "
+    "wait for a client's TLS close (asyncio's 30s applies, within --shutdown-grace-period), "
+    "and at shutdown the 5s a just-accepted connection gets to send its first request. "
     "Install the uvicorn version pyproject.toml names (requirements.lock pins it)"
 )
 

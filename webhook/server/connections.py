@@ -109,12 +109,18 @@ class Acceptor:
         self._loop.remove_reader(self._sock.fileno())
         if self._sweep is not None:
             self._sweep.cancel()
-        for task in list(self._handshakes):
-            task.cancel()
+        # Handshakes under way finish (within --tls-handshake-timeout): a client whose side of
+        # the handshake is done has already sent its request, and cutting it off now would
+        # drop that request unanswered. _connect tells such a connection to shut down.
 
     async def wait_closed(self) -> None:
+        """Until every connection this accepted is gone: uvicorn bounds the wait by
+        --shutdown-grace-period, and one whose handshake ended after shutdown began is not
+        among the connections uvicorn itself waits for."""
         if self._handshakes:
             await asyncio.gather(*self._handshakes, return_exceptions=True)
+        while self.open:
+            await asyncio.sleep(0.05)
 
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -173,6 +179,8 @@ class Acceptor:
                 ssl_handshake_timeout=self._handshake_timeout,
                 ssl_shutdown_timeout=TLS_SHUTDOWN_SECONDS,
             )
+            if self._closed:  # shutting down: its first request is answered, then it closes
+                made[0].shutdown()
         except BaseException as exc:
             # Handshake failed, timed out or was cancelled: the protocol never saw the
             # connection, so its slot is given back here (release_slot runs at most once).

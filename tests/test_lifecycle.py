@@ -117,6 +117,31 @@ def test_sigterm_answers_a_connection_that_had_not_sent_its_request_yet(
     assert exited_after < 2
 
 
+def test_sigterm_lets_a_tls_handshake_under_way_finish_and_answers_its_request(
+    tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path, *APP_FLAGS, "--shutdown-grace-period", "5s", certs=cert_files
+    ) as webhook:
+        body = orjson.dumps(review("team-a", "app"))
+        port = int(webhook.url.rsplit(":", 1)[1])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)  # accepted, no TLS yet
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        webhook.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        context = ssl.create_default_context(cafile=str(webhook.certs.ca))
+        late = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        late.sendall(_head(body) + body)
+        status, payload = _read_response(late)
+        late.close()
+        code = webhook.process.wait(timeout=10)
+        exited_after = time.monotonic() - signalled
+    assert status == 200 and orjson.loads(payload)["response"]["patchType"] == "JSONPatch"
+    assert code == 0
+    assert exited_after < 2
+
+
 def test_sigterm_exits_within_the_grace_period_when_a_client_never_finishes(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:

@@ -21,10 +21,7 @@ JSON = {"Content-Type": "application/json"}
 
 def _connect(webhook: RunningWebhook) -> ssl.SSLSocket:
     """A TLS connection, handshake done, that has not sent a byte of a request."""
-    context = ssl.create_default_context(cafile=str(webhook.certs.ca))
-    port = int(webhook.url.rsplit(":", 1)[1])
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+    return _finish_tls(webhook, _tcp(webhook))
 
 
 def _head(body: bytes) -> bytes:
@@ -93,51 +90,41 @@ def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones
     assert webhook.log().count("admission path=/mutate") == len(bodies)
 
 
+def _tcp(webhook: RunningWebhook) -> socket.socket:
+    """A connection the server has accepted, its TLS handshake not begun."""
+    port = int(webhook.url.rsplit(":", 1)[1])
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def _finish_tls(webhook: RunningWebhook, raw: socket.socket) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(webhook.certs.ca))
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "tls_before_sigterm", [True, False], ids=["handshake-done", "handshake-under-way"]
+)
 def test_sigterm_answers_a_connection_that_had_not_sent_its_request_yet(
-    tmp_path: Path, cert_files: CertFiles
+    tmp_path: Path, cert_files: CertFiles, tls_before_sigterm: bool
 ) -> None:
     with run_webhook(
         tmp_path, *APP_FLAGS, "--shutdown-grace-period", "5s", certs=cert_files
     ) as webhook:
         body = orjson.dumps(review("team-a", "app"))
-        fresh = _connect(webhook)
+        conn = _connect(webhook) if tls_before_sigterm else _tcp(webhook)
         time.sleep(0.3)
         signalled = time.monotonic()
         webhook.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
-        fresh.sendall(_head(body) + body)
-        status, payload = _read_response(fresh)
-        closed = fresh.recv(1) == b""  # answered with Connection: close, then closed
-        fresh.close()
-        code = webhook.process.wait(timeout=10)
-        exited_after = time.monotonic() - signalled
-    assert status == 200 and orjson.loads(payload)["response"]["patchType"] == "JSONPatch"
-    assert closed
-    assert code == 0
-    assert exited_after < 2
-
-
-def test_sigterm_lets_a_tls_handshake_under_way_finish_and_answers_its_request(
-    tmp_path: Path, cert_files: CertFiles
-) -> None:
-    with run_webhook(
-        tmp_path, *APP_FLAGS, "--shutdown-grace-period", "5s", certs=cert_files
-    ) as webhook:
-        body = orjson.dumps(review("team-a", "app"))
-        port = int(webhook.url.rsplit(":", 1)[1])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)  # accepted, no TLS yet
-        time.sleep(0.3)
-        signalled = time.monotonic()
-        webhook.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        context = ssl.create_default_context(cafile=str(webhook.certs.ca))
-        late = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        late = conn if isinstance(conn, ssl.SSLSocket) else _finish_tls(webhook, conn)
         late.sendall(_head(body) + body)
         status, payload = _read_response(late)
+        closed = late.recv(1) == b""  # answered with Connection: close, then closed
         late.close()
         code = webhook.process.wait(timeout=10)
         exited_after = time.monotonic() - signalled
     assert status == 200 and orjson.loads(payload)["response"]["patchType"] == "JSONPatch"
+    assert closed
     assert code == 0
     assert exited_after < 2
 

@@ -28,6 +28,7 @@ from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.fakeapi import FakeApiServer
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, write_certs
+from tests.support.upstream import UPSTREAM_DEPLOY_BASE
 from tests.test_tls import Load, _secret_volume, _serial, serial_at
 from webhook import __version__
 
@@ -54,15 +55,8 @@ DEPLOYMENT_ARGS = [
     f"--shutdown-grace-period={GRACE_SECONDS}s",
     "--log-format=json",
 ]
-# upstream's deploy/deployment-base.yaml `command`, plus the certificate and API server flags
-UPSTREAM_ARGS = [
-    "--in-cluster=false",
-    "--namespace=default",
-    "--service-name=pod-identity-webhook",
-    "--annotation-prefix=eks.amazonaws.com",
-    "--token-audience=sts.amazonaws.com",
-    "--logtostderr",
-]
+# upstream's deploy/deployment-base.yaml `command` after /webhook
+UPSTREAM_ARGS = UPSTREAM_DEPLOY_BASE[1:]
 UPSTREAM_EXTRA = [f"--tls-cert={CERTS}/tls.crt", f"--tls-key={CERTS}/tls.key"]
 # what containerd 1.x (EKS today) leaves in place: only root binds ports below 1024
 PRIVILEGED_PORTS = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"]

@@ -28,17 +28,7 @@ import pytest
 from tests.support.admission import review
 from tests.support.fakeapi import FakeApiServer
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
-
-# aws/amazon-eks-pod-identity-webhook@3bf80a34 deploy/deployment-base.yaml, container command
-UPSTREAM_DEPLOY_BASE = [
-    "/webhook",
-    "--in-cluster=false",
-    "--namespace=default",
-    "--service-name=pod-identity-webhook",
-    "--annotation-prefix=eks.amazonaws.com",
-    "--token-audience=sts.amazonaws.com",
-    "--logtostderr",
-]
+from tests.support.upstream import UPSTREAM_DEPLOY_BASE
 
 # jkroepke/helm-charts charts/amazon-eks-pod-identity-webhook templates/deployment.yaml,
 # rendered by hand with the chart's default values.yaml, release name

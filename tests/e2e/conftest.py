@@ -76,10 +76,11 @@ def deployed(
     certs: CertFiles,
     *extra: str,
     files: dict[str, dict[str, str]] | None = None,
+    server: str | None = None,
 ) -> Iterator[RunningWebhook]:
     """The webhook started from these manifests and their registration pointed at it."""
     with deployment.run_deployed_webhook(
-        plane, directory, documents, certs, *extra, files=files
+        plane, directory, documents, certs, *extra, files=files, server=server
     ) as webhook:
         _LOGS["webhooks"].append(webhook)
         configuration = deployment.registration(documents, webhook.url, certs.ca)

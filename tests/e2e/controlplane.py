@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("E2E_BIN", ROOT / "build" / "e2e" / "bin"))
 ISSUER = "https://oidc.e2e.pod-identity-webhook.test/cluster-a"
 START_TIMEOUT = 90.0
+AUDIT_POLICY_FILE = "audit-policy.yaml"
 
 # Every request the API server serves is recorded at Metadata level: user, verb, resource, code.
 AUDIT_POLICY = {
@@ -219,8 +220,8 @@ class ControlPlane:
             context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
         return context
 
-    def get(self, path: str, *, timeout: float = 5) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.url + path)
+    def get(self, path: str, *, timeout: float = 5, url: str | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request((url or self.url) + path)
         try:
             with urllib.request.urlopen(request, context=self.ssl_context(), timeout=timeout) as r:
                 return r.status, r.read()
@@ -256,10 +257,12 @@ class ControlPlane:
         return result
 
     def audit_events(self) -> list[dict[str, Any]]:
+        """Every API server's audit log (the second one of an HA plane too), in one list."""
         events = []
-        for line in self.audit_log.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
+        for log in sorted(self.workdir.glob("audit*.log")):
+            for line in log.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(line))
         return events
 
     # --- faults --------------------------------------------------------------------------------
@@ -270,6 +273,21 @@ class ControlPlane:
         time.sleep(down_for)
         apiserver.start()
         wait_ready(self, "kube-apiserver", START_TIMEOUT)
+
+    def start_second_apiserver(self) -> tuple[str, Process]:
+        """Another kube-apiserver on the same etcd (an HA control plane); its URL and process."""
+        port = free_port()
+        name = f"kube-apiserver-{port}"
+        process = Process(
+            name,
+            apiserver_command(self, port, self.workdir / f"audit-{port}.log"),
+            self.workdir / f"{name}.log",
+        )
+        self.processes[name] = process
+        process.start()
+        url = f"https://127.0.0.1:{port}"
+        wait_ready(self, name, START_TIMEOUT, url=url)
+        return url, process
 
     def etcd_revision(self) -> int:
         answer = self._etcd("/v3/kv/range", {"key": base64.b64encode(b"/registry").decode()})
@@ -326,7 +344,7 @@ def _service_account_keys(directory: Path) -> tuple[Path, Path]:
     return directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE
 
 
-def wait_ready(plane: ControlPlane, name: str, timeout: float) -> None:
+def wait_ready(plane: ControlPlane, name: str, timeout: float, *, url: str | None = None) -> None:
     deadline = time.monotonic() + timeout
     process = plane.processes[name]
     while time.monotonic() < deadline:
@@ -337,8 +355,8 @@ def wait_ready(plane: ControlPlane, name: str, timeout: float) -> None:
                 with urllib.request.urlopen(plane.etcd_url + "/health", timeout=2) as answer:
                     if json.loads(answer.read()).get("health") == "true":
                         return
-            elif name == "kube-apiserver":
-                code, _ = plane.get("/readyz", timeout=2)
+            elif name.startswith("kube-apiserver"):
+                code, _ = plane.get("/readyz", timeout=2, url=url)
                 if code == 200:
                     return
             else:
@@ -349,12 +367,40 @@ def wait_ready(plane: ControlPlane, name: str, timeout: float) -> None:
     raise RuntimeError(f"{name} not ready in {timeout:.0f} s:\n{process.log_tail()}")
 
 
+def apiserver_command(plane: ControlPlane, port: int, audit_log: Path) -> list[str]:
+    """kube-apiserver on 127.0.0.1:port; a second one on the same etcd is an HA control plane."""
+    return [
+        str(binary("kube-apiserver")),
+        f"--etcd-servers={plane.etcd_url}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={plane.workdir / f'apiserver-certs-{port}'}",
+        f"--tls-cert-file={plane.pki.serving_cert}",
+        f"--tls-private-key-file={plane.pki.serving_key}",
+        f"--client-ca-file={plane.pki.ca}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--allow-privileged=true",
+        "--authorization-mode=RBAC",
+        f"--service-account-issuer={plane.issuer}",
+        f"--service-account-key-file={plane.public_key}",
+        f"--service-account-signing-key-file={plane.signing_key}",
+        f"--audit-policy-file={plane.workdir / AUDIT_POLICY_FILE}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-mode=blocking",
+        "--profiling=false",
+        "--v=1",
+        # on SIGTERM, watches get this long to end (cleanly, with a last bookmark) instead of 60 s
+        "--shutdown-watch-termination-grace-period=3s",
+    ]
+
+
 def _commands(
     plane: ControlPlane,
     etcd_data: Path,
     peer_port: int,
     secure_port: int,
-    policy: Path,
     cm_kubeconfig: Path,
 ) -> dict[str, list[str]]:
     return {
@@ -370,29 +416,7 @@ def _commands(
             "--unsafe-no-fsync=true",
             "--log-level=warn",
         ],
-        "kube-apiserver": [
-            str(binary("kube-apiserver")),
-            f"--etcd-servers={plane.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={secure_port}",
-            f"--cert-dir={plane.workdir / 'apiserver-certs'}",
-            f"--tls-cert-file={plane.pki.serving_cert}",
-            f"--tls-private-key-file={plane.pki.serving_key}",
-            f"--client-ca-file={plane.pki.ca}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--authorization-mode=RBAC",
-            f"--service-account-issuer={plane.issuer}",
-            f"--service-account-key-file={plane.public_key}",
-            f"--service-account-signing-key-file={plane.signing_key}",
-            f"--audit-policy-file={policy}",
-            f"--audit-log-path={plane.audit_log}",
-            "--audit-log-format=json",
-            "--audit-log-mode=blocking",
-            "--profiling=false",
-            "--v=1",
-        ],
+        "kube-apiserver": apiserver_command(plane, secure_port, plane.audit_log),
         "kube-controller-manager": [
             str(binary("kube-controller-manager")),
             f"--kubeconfig={cm_kubeconfig}",
@@ -430,8 +454,7 @@ def run_control_plane(workdir: Path, *, controller_manager: bool = True) -> Iter
             )
         )
     )
-    policy = workdir / "audit-policy.yaml"
-    policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+    (workdir / AUDIT_POLICY_FILE).write_text(yaml.safe_dump(AUDIT_POLICY))
     plane = ControlPlane(
         workdir=workdir,
         pki=pki,
@@ -442,7 +465,7 @@ def run_control_plane(workdir: Path, *, controller_manager: bool = True) -> Iter
         admin_kubeconfig=admin_kubeconfig,
         audit_log=workdir / "audit.log",
     )
-    commands = _commands(plane, workdir / "etcd", peer_port, secure_port, policy, admin_kubeconfig)
+    commands = _commands(plane, workdir / "etcd", peer_port, secure_port, admin_kubeconfig)
     names: Sequence[str] = ("etcd", "kube-apiserver") + (
         ("kube-controller-manager",) if controller_manager else ()
     )

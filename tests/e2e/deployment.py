@@ -135,13 +135,15 @@ def apply_identity(plane: ControlPlane, documents: Sequence[dict[str, Any]]) -> 
     plane.apply(*(d for d in documents if d["kind"] in wanted))
 
 
-def service_account_kubeconfig(plane: ControlPlane, directory: Path) -> Path:
+def service_account_kubeconfig(
+    plane: ControlPlane, directory: Path, server: str | None = None
+) -> Path:
     """A kubeconfig holding a TokenRequest token of the webhook's own ServiceAccount."""
     token = plane.kubectl(
         "create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, "--duration=2h"
     ).stdout.strip()
     path = directory / "webhook.kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig(plane.url, plane.pki.ca, {"token": token})))
+    path.write_text(yaml.safe_dump(kubeconfig(server or plane.url, plane.pki.ca, {"token": token})))
     return path
 
 
@@ -153,11 +155,13 @@ def run_deployed_webhook(
     certs: CertFiles,
     *extra: str,
     files: dict[str, dict[str, str]] | None = None,
+    server: str | None = None,
     wait_ready: bool = True,
 ) -> Iterator[RunningWebhook]:
-    """`python -m webhook` with the rendered container args, on loopback, as its ServiceAccount."""
+    """`python -m webhook` with the rendered container args, on loopback, as its ServiceAccount
+    (talking to `server`, by default the control plane's API server)."""
     args = container_args(documents, directory, files)
-    config = service_account_kubeconfig(plane, directory)
+    config = service_account_kubeconfig(plane, directory, server)
 
     def command_line(port: int, metrics_port: int, files: CertFiles) -> list[str]:
         return [

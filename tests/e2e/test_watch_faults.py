@@ -1,0 +1,235 @@
+"""Faults a real API server makes on the ServiceAccount watch: a kube-apiserver restart and a
+resourceVersion that etcd compacted away (docs/cluster.md "Sources", "Back-off", "Readiness")."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e import deployment
+from tests.e2e.balancer import run_balancer
+from tests.e2e.conftest import deployed
+from tests.e2e.controlplane import ControlPlane
+from tests.e2e.objects import ROLE, create, env_of, eventually, pod, service_account, stored_pod
+from tests.support.server import CertFiles, RunningWebhook
+
+pytestmark = pytest.mark.usefixtures("identity")
+OTHER = "arn:aws:iam::111122223333:role/e2e-after-restart"
+
+
+@pytest.fixture
+def webhook(
+    plane: ControlPlane,
+    base_manifests: list[dict[str, Any]],
+    serving_certs: CertFiles,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningWebhook]:
+    with deployed(
+        plane, tmp_path_factory.mktemp("webhook-watch"), base_manifests, serving_certs
+    ) as running:
+        yield running
+
+
+def restarts(webhook: RunningWebhook, reason: str) -> float:
+    text = httpx.get(webhook.metrics_url + "/metrics", timeout=5).text
+    wanted = (
+        f'pod_identity_webhook_watch_restarts_total{{reason="{reason}",resource="serviceaccounts"}}'
+    )
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def service_account_lists(plane: ControlPlane, since: float) -> list[dict[str, Any]]:
+    """The webhook's LISTs of ServiceAccounts recorded since `since` (epoch seconds)."""
+    found = []
+    for event in deployment.requests_of(plane):
+        ref = event.get("objectRef") or {}
+        if event["verb"] == "list" and ref.get("resource") == "serviceaccounts":
+            stamp = event.get("requestReceivedTimestamp", "")
+            if _epoch(stamp) >= since:
+                found.append(event)
+    return found
+
+
+def _epoch(stamp: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_apiserver_restart(plane: ControlPlane, webhook: RunningWebhook, namespace: str) -> None:
+    create(plane, service_account("reader", namespace, role_arn=ROLE))
+    create(plane, pod("before", namespace, "reader"))
+    errors_before = restarts(webhook, "error") + restarts(webhook, "closed")
+    started = time.time()
+
+    apiserver = plane.processes["kube-apiserver"]
+    apiserver.stop()
+    time.sleep(5)
+    # down for a few seconds: still live, and still ready (the watch has failed for less than
+    # three resync periods), answering from the cache
+    assert httpx.get(webhook.metrics_url + "/healthz", timeout=5).status_code == 200
+    assert httpx.get(webhook.metrics_url + "/readyz", timeout=5).status_code == 200
+    apiserver.start()
+    from tests.e2e.controlplane import START_TIMEOUT, wait_ready
+
+    wait_ready(plane, "kube-apiserver", START_TIMEOUT)
+    # what changed after the restart reaches the cache through the new list and watch
+    plane.kubectl(
+        "annotate",
+        "serviceaccount",
+        "reader",
+        "-n",
+        namespace,
+        f"eks.amazonaws.com/role-arn={OTHER}",
+        "--overwrite",
+    )
+    counter = iter(range(100))
+
+    def role_of_next_pod() -> bool:
+        name = f"after-{next(counter)}"
+        create(plane, pod(name, namespace, "reader"))
+        return (
+            env_of(stored_pod(plane, namespace, name)["spec"]["containers"][0]).get("AWS_ROLE_ARN")
+            == OTHER
+        )
+
+    eventually(role_of_next_pod, timeout=40, every=1)
+    assert restarts(webhook, "error") + restarts(webhook, "closed") > errors_before
+    elapsed = time.time() - started
+    lists = service_account_lists(plane, started)
+    # docs/cluster.md: about 4 LISTs in 20 s while the watch keeps failing, at most 10
+    assert 1 <= len(lists) <= max(10, int(10 * elapsed / 20)), (elapsed, len(lists))
+    assert httpx.get(webhook.metrics_url + "/readyz", timeout=5).status_code == 200
+
+
+def test_compaction_while_the_webhook_moves_to_another_apiserver(
+    plane: ControlPlane,
+    namespace: str,
+    base_manifests: list[dict[str, Any]],
+    serving_certs: CertFiles,
+    tmp_path: Any,
+) -> None:
+    first = plane.processes["kube-apiserver"]
+    pki = plane.pki
+    with (
+        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
+        deployed(plane, tmp_path, base_manifests, serving_certs, server=balancer.url) as webhook,
+    ):
+        create(plane, service_account("reader", namespace, role_arn=ROLE))
+        eventually(lambda: _mutated(plane, namespace, "warm-up"))
+        for index in range(20):
+            plane.kubectl("create", "configmap", f"filler-{index}", "-n", namespace)
+        compacted = plane.compact_etcd()
+        second_url, second = plane.start_second_apiserver()
+        lists_before = len(service_account_lists(plane, 0))
+        balancer.target = second_url
+        first.stop()
+        try:
+            # the webhook's watch ended cleanly at the first API server; its re-watch from
+            # the resourceVersion it had reaches the second one, whose history begins after
+            # the compaction: 410, counted as expired, then exactly one LIST
+            second_config = _kubeconfig_for(plane, second_url, tmp_path)
+            plane.kubectl(
+                "annotate",
+                "serviceaccount",
+                "reader",
+                "-n",
+                namespace,
+                f"eks.amazonaws.com/role-arn={OTHER}",
+                "--overwrite",
+                kubeconfig=second_config,
+            )
+            eventually(lambda: restarts(webhook, "expired") == 1, timeout=30)
+            counter = iter(range(100))
+
+            def follows() -> bool:
+                name = f"moved-{next(counter)}"
+                text = json.dumps(pod(name, namespace, "reader"))
+                plane.kubectl("create", "-f", "-", stdin=text, kubeconfig=second_config)
+                stored = json.loads(
+                    plane.kubectl(
+                        "get",
+                        "pod",
+                        name,
+                        "-n",
+                        namespace,
+                        "-o",
+                        "json",
+                        kubeconfig=second_config,
+                    ).stdout
+                )
+                return env_of(stored["spec"]["containers"][0]).get("AWS_ROLE_ARN") == OTHER
+
+            eventually(follows, timeout=30, every=0.5)
+            assert restarts(webhook, "error") + restarts(webhook, "closed") == 0
+            assert len(service_account_lists(plane, 0)) - lists_before == 1
+            assert compacted > 0
+            assert any(target == second_url for target, _ in balancer.requests)
+        finally:
+            first.start()
+            from tests.e2e.controlplane import START_TIMEOUT, wait_ready
+
+            wait_ready(plane, "kube-apiserver", START_TIMEOUT)
+            second.stop()
+
+
+def _mutated(plane: ControlPlane, namespace: str, name: str) -> bool:
+    plane.kubectl("delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=false")
+    create(plane, pod(name, namespace, "reader"))
+    return (
+        env_of(stored_pod(plane, namespace, name)["spec"]["containers"][0]).get("AWS_ROLE_ARN")
+        == ROLE
+    )
+
+
+def _kubeconfig_for(plane: ControlPlane, url: str, directory: Any) -> Any:
+    import yaml
+
+    from tests.e2e.controlplane import kubeconfig
+
+    path = directory / "second.kubeconfig"
+    user = {"client-certificate": str(plane.pki.admin_cert), "client-key": str(plane.pki.admin_key)}
+    path.write_text(yaml.safe_dump(kubeconfig(url, plane.pki.ca, user)))
+    return path
+
+
+def test_a_late_watch_event_is_covered_by_the_grace_period_get(
+    plane: ControlPlane,
+    namespace: str,
+    base_manifests: list[dict[str, Any]],
+    serving_certs: CertFiles,
+    tmp_path: Any,
+) -> None:
+    """The ServiceAccount's watch event is held back (a slow link between the webhook and the
+    API server): the pod's admission misses the cache, and within
+    --service-account-lookup-grace-period the webhook GETs that one ServiceAccount."""
+    pki = plane.pki
+    grace = "--service-account-lookup-grace-period=2s"
+    with (
+        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
+        deployed(plane, tmp_path, base_manifests, serving_certs, grace, server=balancer.url),
+    ):
+        balancer.hold_watches = True
+        try:
+            create(plane, service_account("late", namespace, role_arn=ROLE))
+            create(plane, pod("late", namespace, "late"))
+        finally:
+            balancer.hold_watches = False
+    stored = stored_pod(plane, namespace, "late")
+    assert env_of(stored["spec"]["containers"][0])["AWS_ROLE_ARN"] == ROLE
+    gets = [
+        e
+        for e in deployment.requests_of(plane)
+        if e["verb"] == "get"
+        and (e.get("objectRef") or {}).get("resource") == "serviceaccounts"
+        and e["objectRef"].get("namespace") == namespace
+    ]
+    assert gets and gets[0]["responseStatus"]["code"] == 200, gets

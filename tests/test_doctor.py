@@ -573,3 +573,16 @@ def test_a_deployment_is_checked_through_its_pod_template(
     code, checks = diagnose(world, tmp_path, capsys)
     assert code == 0
     assert checks["token.sub"]["status"] == "pass"
+
+
+def test_a_serviceaccount_read_from_no_source_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    argv = world.write(tmp_path)
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(world.pod))  # the pod alone
+    assert main([*argv, "-o", "json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["pod.serviceaccount"]["status"] == "fail"
+    assert "no source was given" in checks["pod.serviceaccount"]["summary"]
+    assert "--service-accounts-file" in checks["pod.serviceaccount"]["fix"]

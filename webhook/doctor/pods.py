@@ -46,10 +46,15 @@ def pod_checks(mutator: PodMutator, pod: JsonObject, namespace: str, *, sources:
 def _service_account(mutator: PodMutator, namespace: str, name: str, sources: str) -> Check:
     check = "pod.serviceaccount"
     if not sources:
-        return not_checked(
+        # Nothing below can be checked without it, so this is a failure, never a pass or skip:
+        # a report of "0 failed" must mean the pod was looked at.
+        return failed(
             check,
-            f"ServiceAccount {namespace}/{name}: no source given (--service-accounts-file, "
-            "a ServiceAccount in -f, or --kubeconfig)",
+            f"ServiceAccount {namespace}/{name} cannot be read: no source was given",
+            seen="(no source)",
+            expected=f"ServiceAccount {name} in namespace {namespace}",
+            fix="give it with --service-accounts-file FILE, a ServiceAccount document in -f, "
+            "or --kubeconfig FILE",
         )
     if mutator.store.get(namespace, name) is None:
         return failed(

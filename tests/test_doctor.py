@@ -218,6 +218,26 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         "pod.containers",
         "no container gets credentials",
     ),
+    (
+        "container-sets-its-own-role-without-token-file",
+        lambda w: w.pod["spec"]["containers"][1].update(
+            env=[{"name": "AWS_ROLE_ARN", "value": ROLE}]
+        ),
+        "pod.containers",
+        "'proxy' sets AWS_ROLE_ARN but not AWS_WEB_IDENTITY_TOKEN_FILE",
+    ),
+    (
+        "container-sets-another-role",
+        lambda w: w.pod["spec"]["containers"][0].update(
+            env=[
+                {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::444455556666:role/other"},
+                {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/t"},
+            ]
+        ),
+        "pod.containers",
+        "'app' sets its own AWS_ROLE_ARN arn:aws:iam::444455556666:role/other, not the "
+        f"ServiceAccount's {ROLE}",
+    ),
     ("no-region", lambda w: w.flags.clear(), "sdk.region", "no region"),
     (
         "aws-region-without-default-region",

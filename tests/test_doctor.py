@@ -69,6 +69,8 @@ class World:
     discovery: dict[str, Any] = field(default_factory=dict)
     jwks: dict[str, Any] = field(default_factory=dict)
     policy: Any = None
+    # written as `aws iam get-role` output naming this role; None: the bare policy document
+    role: str | None = ROLE
     token: str = ""
 
     def __post_init__(self) -> None:
@@ -98,12 +100,17 @@ class World:
 
     def write(self, directory: Path) -> list[str]:
         token = self.token or sign_token(self.key, self.claims)
+        policy = self.policy
+        if self.role is not None and isinstance(policy, dict) and "Role" not in policy:
+            policy = {
+                "Role": {"RoleName": "x", "Arn": self.role, "AssumeRolePolicyDocument": policy}
+            }
         files = {
             "pod.yaml": yaml.safe_dump_all([self.pod, self.service_account]),
             "token": token,
             "discovery.json": json.dumps(self.discovery),
             "keys.json": json.dumps(self.jwks),
-            "trust.json": self.policy if isinstance(self.policy, str) else json.dumps(self.policy),
+            "trust.json": policy if isinstance(policy, str) else json.dumps(policy),
         }
         for name, text in files.items():
             (directory / name).write_text(text)
@@ -157,6 +164,7 @@ def test_a_correct_setup_passes_every_check(
         "token.alg": "pass",
         "token.kid": "pass",
         "token.signature": "pass",
+        "trust.role": "pass",
         "trust.action": "pass",
         "trust.principal": "pass",
         "trust.sub": "pass",
@@ -296,6 +304,21 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         "not in the published JWKS",
     ),
     ("token-signature-forged", _forged_jwks, "token.signature", "does not verify"),
+    (
+        "policy-of-another-role",
+        lambda w: setattr(w, "role", "arn:aws:iam::444455556666:role/payments-other"),
+        "trust.role",
+        "this is the trust policy of arn:aws:iam::444455556666:role/payments-other, but the "
+        f"pod assumes {ROLE}",
+    ),
+    (
+        "provider-in-another-account",
+        lambda w: w.statement().update(
+            Principal={"Federated": f"arn:aws:iam::444455556666:oidc-provider/{HOST_PATH}"}
+        ),
+        "trust.principal",
+        "is in account 444455556666, but the role is in account 111122223333",
+    ),
     (
         "action-assume-role",
         lambda w: w.statement().update(Action="sts:AssumeRole"),
@@ -494,7 +517,7 @@ def test_table_output_shows_seen_expected_and_fix(
     assert line.startswith("FAIL  trust.sub")
     assert "seen: sub = system:serviceaccount:payments:checkout" in out
     assert "fix: use StringLike for wildcards" in out
-    assert out.rstrip().endswith("19 checks: 18 passed, 1 failed, 0 not checked")
+    assert out.rstrip().endswith("20 checks: 19 passed, 1 failed, 0 not checked")
 
 
 def test_container_credentials_mode_skips_the_web_identity_checks(
@@ -606,3 +629,40 @@ def test_a_serviceaccount_read_from_no_source_fails(
     assert checks["pod.serviceaccount"]["status"] == "fail"
     assert "no source was given" in checks["pod.serviceaccount"]["summary"]
     assert "--service-accounts-file" in checks["pod.serviceaccount"]["fix"]
+
+
+def test_a_bare_policy_document_says_its_role_was_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World(role=None)
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.role"]["status"] == "not checked"
+    assert "which role it belongs to was not checked" in checks["trust.role"]["summary"]
+    assert "aws iam get-role --role-name checkout" in checks["trust.role"]["summary"]
+
+
+def test_the_provider_account_is_compared_with_the_pods_role_without_get_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World(role=None)
+    world.statement()["Principal"] = {
+        "Federated": f"arn:aws:iam::444455556666:oidc-provider/{HOST_PATH}"
+    }
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert (code, failures(checks)) == (1, ["trust.principal"])
+    assert checks["trust.principal"]["expected"] == (
+        f"arn:aws:iam::111122223333:oidc-provider/{HOST_PATH}"
+    )
+
+
+def test_a_composed_role_arn_is_the_role_compared_with_get_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    _annotate(world, "role-arn", "checkout")
+    world.flags += ["--compose-role-arn", "--aws-account-id", "111122223333"]
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.role"]["status"] == "pass"
+    assert checks["trust.role"]["seen"] == ROLE

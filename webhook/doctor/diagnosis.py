@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from webhook.doctor.issuer import Published, discovery_checks, jwks_keys
 from webhook.doctor.jws import Token
 from webhook.doctor.pods import PodFacts
-from webhook.doctor.policy import Statement, federated_principals
+from webhook.doctor.policy import TrustPolicy, federated_principals
 from webhook.doctor.report import Check, not_checked
 from webhook.doctor.tokens import Expected, token_checks
 from webhook.doctor.trust import PROVIDER_ARN, Pod, trust_checks
@@ -20,7 +19,7 @@ class Evidence:
     pod: PodFacts
     published: Published
     token: Token | None
-    trust: Sequence[Statement] | None
+    trust: TrustPolicy | None
     now: int
 
 
@@ -47,13 +46,14 @@ def diagnose(evidence: Evidence) -> list[Check]:
         token_issuer = evidence.token.claims.get("iss") if evidence.token else None
         issuer = issuer or (token_issuer if isinstance(token_issuer, str) else None)
         host_path = issuer.removeprefix("https://") if issuer else None
-        checks += trust_checks(evidence.trust, Pod(host_path, facts.subject, facts.audience))
+        pod = Pod(host_path, facts.subject, facts.audience, facts.role_arn)
+        checks += trust_checks(evidence.trust, pod)
     return checks
 
 
-def _provider_issuer(trust: Sequence[Statement] | None) -> str | None:
+def _provider_issuer(trust: TrustPolicy | None) -> str | None:
     """With no published documents, the token's iss is compared with the provider STS would use."""
-    for statement in trust or ():
+    for statement in trust.statements if trust else ():
         for arn in federated_principals(statement):
             match = PROVIDER_ARN.fullmatch(arn)
             if match and not match.group(3).startswith("http") and not arn.endswith("/"):

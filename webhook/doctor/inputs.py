@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from webhook.doctor.fetch import FetchError, fetch_json
 from webhook.doctor.issuer import Published
 from webhook.doctor.jws import Token, TokenError, decode_token
-from webhook.doctor.policy import PolicyError, Statement, load_trust_policy
+from webhook.doctor.policy import PolicyError, TrustPolicy, load_trust_policy
 from webhook.oidc.discovery import DISCOVERY_PATH, parse_issuer
 from webhook.oidc.errors import OidcInputError
 
@@ -47,7 +47,7 @@ def read_json_object(path: Path, flag: str, expected: str) -> dict[str, Any]:
     return document
 
 
-def read_trust_policy(path: Path) -> list[Statement]:
+def read_trust_policy(path: Path) -> TrustPolicy:
     try:
         return load_trust_policy(read_text(path, "--trust-policy"))
     except PolicyError as exc:

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from webhook.cli import main
+from webhook.doctor.issuer import Written, issuer_form_check
+from webhook.doctor.report import Status
 from webhook.oidc.discovery import Issuer, discovery_document
 from webhook.oidc.jwks import key_set
 from webhook.oidc.keys import SigningKey, b64url, parse_private_key
@@ -154,6 +156,7 @@ def test_a_correct_setup_passes_every_check(
         "pod.containers": "pass",
         "sdk.region": "pass",
         "sdk.token-lifetime": "pass",
+        "issuer.url": "pass",
         "issuer.discovery": "pass",
         "issuer.jwks-uri": "pass",
         "issuer.jwks": "pass",
@@ -336,16 +339,18 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         lambda w: w.statement().update(
             Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/https://{HOST_PATH}"}
         ),
-        "trust.principal",
-        "has the URL scheme in it",
+        "issuer.url",
+        "a URL scheme in the trust policy's provider (not in the discovery document's issuer "
+        "and the token's iss)",
     ),
     (
         "provider-arn-trailing-slash",
         lambda w: w.statement().update(
             Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/{HOST_PATH}/"}
         ),
-        "trust.principal",
-        "ends with a slash",
+        "issuer.url",
+        "a trailing slash in the trust policy's provider (not in the discovery document's "
+        "issuer and the token's iss)",
     ),
     (
         "provider-path-mismatch",
@@ -418,17 +423,75 @@ def test_each_check_fails_alone(
     assert words in found["summary"] + " " + found["fix"]
 
 
-def test_a_discovery_issuer_unlike_the_tokens_fails_what_compares_with_it(
+def test_a_discovery_issuer_with_a_trailing_slash_is_named_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = World()
-    world.discovery["issuer"] = "https://oidc.example.com/clusters/prod/"
-    world.discovery["jwks_uri"] = f"{ISSUER}/keys.json"
+    world.discovery["issuer"] = f"{ISSUER}/"
     code, checks = diagnose(world, tmp_path, capsys)
-    assert code == 1
-    assert {"token.iss", "trust.principal"} <= set(failures(checks))
-    assert checks["token.iss"]["expected"] == "https://oidc.example.com/clusters/prod/"
-    assert "ends with a slash" not in checks["trust.principal"]["summary"]
+    assert (code, failures(checks)) == (1, ["issuer.url"])
+    check = checks["issuer.url"]
+    assert check["summary"].startswith(
+        "a trailing slash in the discovery document's issuer (not in the token's iss and the "
+        "trust policy's provider)"
+    )
+    assert check["fix"] == (
+        f"write the issuer as {ISSUER} in the discovery document (oidc bundle --issuer {ISSUER})"
+    )
+    assert "see issuer.url" in checks["token.iss"]["summary"]
+
+
+def test_a_trailing_slash_issuer_given_as_files_is_named_with_one_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()  # the trust policy names the provider without the slash, as IAM does
+    world.discovery["issuer"] = world.claims["iss"] = f"{ISSUER}/"
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert (code, failures(checks)) == (1, ["issuer.url"])
+    check = checks["issuer.url"]
+    assert check["summary"].startswith(
+        "a trailing slash in the discovery document's issuer and the token's iss (not in the "
+        "trust policy's provider)"
+    )
+    assert check["expected"] == ISSUER
+    assert check["fix"] == (
+        f"write the issuer as {ISSUER} in the discovery document (oidc bundle --issuer "
+        f"{ISSUER}); in kube-apiserver --service-account-issuer (new tokens then carry it)"
+    )
+    assert checks["trust.principal"]["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("places", "kind", "port_fix"),
+    [
+        ([("--issuer-url", f"{ISSUER}/")], "a trailing slash in --issuer-url", False),
+        (
+            [
+                ("the token's iss", f"http://{HOST_PATH}"),
+                ("the discovery document's issuer", ISSUER),
+            ],
+            "scheme http in the token's iss (not in the discovery document's issuer)",
+            False,
+        ),
+        (
+            [
+                ("--issuer-url", "https://oidc.example.com:8443/clusters/prod"),
+                ("the token's iss", ISSUER),
+            ],
+            "a port in --issuer-url (not in the token's iss)",
+            True,
+        ),
+    ],
+    ids=["slash", "scheme", "port"],
+)
+def test_a_form_difference_is_named_as_what_it_is(
+    places: list[tuple[str, str]], kind: str, port_fix: bool
+) -> None:
+    check = issuer_form_check([Written(where, text) for where, text in places])
+    assert check.status is Status.FAIL
+    assert check.summary.startswith(kind)
+    assert check.expected == ISSUER
+    assert ("port 443" in check.fix) is port_fix
 
 
 @pytest.mark.parametrize(
@@ -499,6 +562,7 @@ def test_missing_inputs_are_not_checked_and_exit_zero(
     assert main(argv) == 0
     checks = {c["name"]: c["status"] for c in json.loads(capsys.readouterr().out)["checks"]}
     assert [name for name, status in checks.items() if status == "not checked"] == [
+        "issuer.url",
         "issuer.discovery",
         "issuer.jwks",
         "token",
@@ -517,7 +581,7 @@ def test_table_output_shows_seen_expected_and_fix(
     assert line.startswith("FAIL  trust.sub")
     assert "seen: sub = system:serviceaccount:payments:checkout" in out
     assert "fix: use StringLike for wildcards" in out
-    assert out.rstrip().endswith("20 checks: 19 passed, 1 failed, 0 not checked")
+    assert out.rstrip().endswith("21 checks: 20 passed, 1 failed, 0 not checked")
 
 
 def test_container_credentials_mode_skips_the_web_identity_checks(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.doctor.issuer import same_but_form
 from webhook.doctor.jws import STS_ALGORITHMS, Token, TokenError, verify_signature
 from webhook.doctor.report import Check, failed, not_checked, passed
 
@@ -36,6 +37,10 @@ def _issuer(iss: object, issuer: str | None) -> Check:
     if issuer is None:
         return not_checked(
             "token.iss", f"iss is {iss!r}; no issuer to compare (--issuer-url, --discovery)"
+        )
+    if same_but_form(iss, issuer):
+        return passed(
+            "token.iss", "iss is the issuer (its form differs: see issuer.url)", seen=str(iss)
         )
     if iss != issuer:
         fix = "kube-apiserver --service-account-issuer, the discovery issuer and the IAM provider URL must be the same string"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from webhook.doctor.conditions import Clause, clauses_of, evaluate
+from webhook.doctor.issuer import issuer_key, provider_name
 from webhook.doctor.policy import (
     WEB_IDENTITY_ACTION,
     Statement,
@@ -201,13 +202,9 @@ def _principal(statement: Statement, pod: Pod, role_account: str | None) -> tupl
             continue
         path = match.group(3)
         expected = pod.issuer_host_path
-        if path.startswith(("https://", "http://")):
-            problems.append(
-                (arn, "has the URL scheme in it; IAM names providers without https://", name_fix)
-            )
-        elif path.endswith("/"):
-            problems.append((arn, "ends with a slash; the provider name has none", name_fix))
-        elif expected is not None and path != expected:
+        # A scheme, port or trailing slash in the name is issuer.url's to report (it compares
+        # the issuer's form in every place); here only which issuer the provider names counts.
+        if expected is not None and issuer_key(path) != issuer_key(expected):
             problems.append(
                 (arn, f"names provider {path}, but the issuer is https://{expected}", name_fix)
             )
@@ -223,9 +220,12 @@ def _principal(statement: Statement, pod: Pod, role_account: str | None) -> tupl
             )
         else:
             summary = f"Federated principal is the OIDC provider {path}"
+            if expected is not None and path != expected:
+                summary += " (its form differs: see issuer.url)"
             if expected is None:
                 summary += " (issuer unknown: pass --token, --discovery or --issuer-url to compare)"
-            return passed(name, summary, seen=arn), path
+            # the condition keys are the provider's name as IAM would hold it
+            return passed(name, summary, seen=arn), provider_name(path)
     arn, problem, fix = problems[0]
     return failed(
         name, f"the Federated principal {problem}", seen=arn, expected=expected_arn, fix=fix

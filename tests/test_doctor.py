@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -730,3 +731,45 @@ def test_a_composed_role_arn_is_the_role_compared_with_get_role(
     assert code == 0
     assert checks["trust.role"]["status"] == "pass"
     assert checks["trust.role"]["seen"] == ROLE
+
+
+def test_the_table_pastes_into_a_ticket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")  # narrow: every long value must still stay whole
+    world = World()
+    _annotate(world, "role-arn", "arn:aws:iam::111122223333:role/a-rather-long-role-name-here")
+    world.role = "arn:aws:iam::111122223333:role/a-rather-long-role-name-here"
+    argv = world.write(tmp_path)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith(
+        "pod-identity-webhook 0.1.0 doctor: Pod payments/checkout-1 (ServiceAccount checkout); "
+        f"inputs: -f {tmp_path / 'pod.yaml'} --token {tmp_path / 'token'} --trust-policy "
+    )
+    assert first.endswith("--aws-default-region eu-west-1")
+    words = out.split()
+    assert str(tmp_path / "pod.yaml") in words  # a path longer than the line, not cut
+    assert world.role in words
+    assert re.search(
+        r"token\.exp\s+valid\s+until\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+\(in\s+(59|60)\s+min\)",
+        out,
+    )
+
+
+def test_the_json_report_names_the_version_the_object_and_the_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    main([*world.write(tmp_path), "-o", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == "0.1.0"
+    assert report["object"] == {
+        "kind": "Pod",
+        "namespace": "payments",
+        "name": "checkout-1",
+        "serviceAccount": "checkout",
+    }
+    assert report["inputs"][0] == {"flag": "-f", "value": str(tmp_path / "pod.yaml")}
+    assert {"flag": "--aws-default-region", "value": "eu-west-1"} in report["inputs"]

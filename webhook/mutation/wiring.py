@@ -4,7 +4,7 @@ The webhook adds a mode's pair of variables (role ARN and token file, or contain
 URI and token file) only to a container that sets neither: a container that sets one of them
 keeps its own env. A container left with one of the pair and not the other, or with its own
 AWS_ROLE_ARN for another role than its ServiceAccount's, gets no working credentials from the
-webhook (README, "What the webhook adds"). This is the rule the admission warning, `mutate`
+webhook (README, "How a pod is mutated"). This is the rule the admission warning, `mutate`
 and `doctor` share.
 
 It is called only for a container that already sets a variable of the pair, so a pod without

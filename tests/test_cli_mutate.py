@@ -135,6 +135,22 @@ def test_mutate_prints_warnings_on_stderr(
     )
 
 
+def test_mutate_warns_about_a_half_wired_container(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = yaml.safe_load((EXAMPLES / "pod.yaml").read_text())
+    container = pod["spec"]["containers"][0]
+    container["env"] = [{"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/token"}]
+    source = tmp_path / "pod.yaml"
+    source.write_text(yaml.safe_dump(pod))
+    assert main(["mutate", "-f", str(source), "--service-accounts-file", SA_FILE]) == 0
+    assert (
+        f"warning: container {container['name']!r} sets AWS_WEB_IDENTITY_TOKEN_FILE but not "
+        "AWS_ROLE_ARN, and the webhook adds neither to it: remove AWS_WEB_IDENTITY_TOKEN_FILE "
+        "or set both\n"
+    ) in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

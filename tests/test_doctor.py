@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import pytest
 import yaml
 
 from webhook.cli import main
+from webhook.doctor.issuer import Written, issuer_form_check
+from webhook.doctor.report import Status
 from webhook.oidc.discovery import Issuer, discovery_document
 from webhook.oidc.jwks import key_set
 from webhook.oidc.keys import SigningKey, b64url, parse_private_key
@@ -69,6 +72,8 @@ class World:
     discovery: dict[str, Any] = field(default_factory=dict)
     jwks: dict[str, Any] = field(default_factory=dict)
     policy: Any = None
+    # written as `aws iam get-role` output naming this role; None: the bare policy document
+    role: str | None = ROLE
     token: str = ""
 
     def __post_init__(self) -> None:
@@ -98,12 +103,17 @@ class World:
 
     def write(self, directory: Path) -> list[str]:
         token = self.token or sign_token(self.key, self.claims)
+        policy = self.policy
+        if self.role is not None and isinstance(policy, dict) and "Role" not in policy:
+            policy = {
+                "Role": {"RoleName": "x", "Arn": self.role, "AssumeRolePolicyDocument": policy}
+            }
         files = {
             "pod.yaml": yaml.safe_dump_all([self.pod, self.service_account]),
             "token": token,
             "discovery.json": json.dumps(self.discovery),
             "keys.json": json.dumps(self.jwks),
-            "trust.json": self.policy if isinstance(self.policy, str) else json.dumps(self.policy),
+            "trust.json": policy if isinstance(policy, str) else json.dumps(policy),
         }
         for name, text in files.items():
             (directory / name).write_text(text)
@@ -147,6 +157,7 @@ def test_a_correct_setup_passes_every_check(
         "pod.containers": "pass",
         "sdk.region": "pass",
         "sdk.token-lifetime": "pass",
+        "issuer.url": "pass",
         "issuer.discovery": "pass",
         "issuer.jwks-uri": "pass",
         "issuer.jwks": "pass",
@@ -157,6 +168,7 @@ def test_a_correct_setup_passes_every_check(
         "token.alg": "pass",
         "token.kid": "pass",
         "token.signature": "pass",
+        "trust.role": "pass",
         "trust.action": "pass",
         "trust.principal": "pass",
         "trust.sub": "pass",
@@ -218,6 +230,26 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         "pod.containers",
         "no container gets credentials",
     ),
+    (
+        "container-sets-its-own-role-without-token-file",
+        lambda w: w.pod["spec"]["containers"][1].update(
+            env=[{"name": "AWS_ROLE_ARN", "value": ROLE}]
+        ),
+        "pod.containers",
+        "'proxy' sets AWS_ROLE_ARN but not AWS_WEB_IDENTITY_TOKEN_FILE",
+    ),
+    (
+        "container-sets-another-role",
+        lambda w: w.pod["spec"]["containers"][0].update(
+            env=[
+                {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::444455556666:role/other"},
+                {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/t"},
+            ]
+        ),
+        "pod.containers",
+        "'app' sets its own AWS_ROLE_ARN arn:aws:iam::444455556666:role/other, not the "
+        f"ServiceAccount's {ROLE}",
+    ),
     ("no-region", lambda w: w.flags.clear(), "sdk.region", "no region"),
     (
         "aws-region-without-default-region",
@@ -277,6 +309,21 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
     ),
     ("token-signature-forged", _forged_jwks, "token.signature", "does not verify"),
     (
+        "policy-of-another-role",
+        lambda w: setattr(w, "role", "arn:aws:iam::444455556666:role/payments-other"),
+        "trust.role",
+        "this is the trust policy of arn:aws:iam::444455556666:role/payments-other, but the "
+        f"pod assumes {ROLE}",
+    ),
+    (
+        "provider-in-another-account",
+        lambda w: w.statement().update(
+            Principal={"Federated": f"arn:aws:iam::444455556666:oidc-provider/{HOST_PATH}"}
+        ),
+        "trust.principal",
+        "is in account 444455556666, but the role is in account 111122223333",
+    ),
+    (
         "action-assume-role",
         lambda w: w.statement().update(Action="sts:AssumeRole"),
         "trust.action",
@@ -293,16 +340,18 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         lambda w: w.statement().update(
             Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/https://{HOST_PATH}"}
         ),
-        "trust.principal",
-        "has the URL scheme in it",
+        "issuer.url",
+        "a URL scheme in the trust policy's provider (not in the discovery document's issuer "
+        "and the token's iss)",
     ),
     (
         "provider-arn-trailing-slash",
         lambda w: w.statement().update(
             Principal={"Federated": f"arn:aws:iam::111122223333:oidc-provider/{HOST_PATH}/"}
         ),
-        "trust.principal",
-        "ends with a slash",
+        "issuer.url",
+        "a trailing slash in the trust policy's provider (not in the discovery document's "
+        "issuer and the token's iss)",
     ),
     (
         "provider-path-mismatch",
@@ -375,17 +424,75 @@ def test_each_check_fails_alone(
     assert words in found["summary"] + " " + found["fix"]
 
 
-def test_a_discovery_issuer_unlike_the_tokens_fails_what_compares_with_it(
+def test_a_discovery_issuer_with_a_trailing_slash_is_named_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = World()
-    world.discovery["issuer"] = "https://oidc.example.com/clusters/prod/"
-    world.discovery["jwks_uri"] = f"{ISSUER}/keys.json"
+    world.discovery["issuer"] = f"{ISSUER}/"
     code, checks = diagnose(world, tmp_path, capsys)
-    assert code == 1
-    assert {"token.iss", "trust.principal"} <= set(failures(checks))
-    assert checks["token.iss"]["expected"] == "https://oidc.example.com/clusters/prod/"
-    assert "ends with a slash" not in checks["trust.principal"]["summary"]
+    assert (code, failures(checks)) == (1, ["issuer.url"])
+    check = checks["issuer.url"]
+    assert check["summary"].startswith(
+        "a trailing slash in the discovery document's issuer (not in the token's iss and the "
+        "trust policy's provider)"
+    )
+    assert check["fix"] == (
+        f"write the issuer as {ISSUER} in the discovery document (oidc bundle --issuer {ISSUER})"
+    )
+    assert "see issuer.url" in checks["token.iss"]["summary"]
+
+
+def test_a_trailing_slash_issuer_given_as_files_is_named_with_one_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()  # the trust policy names the provider without the slash, as IAM does
+    world.discovery["issuer"] = world.claims["iss"] = f"{ISSUER}/"
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert (code, failures(checks)) == (1, ["issuer.url"])
+    check = checks["issuer.url"]
+    assert check["summary"].startswith(
+        "a trailing slash in the discovery document's issuer and the token's iss (not in the "
+        "trust policy's provider)"
+    )
+    assert check["expected"] == ISSUER
+    assert check["fix"] == (
+        f"write the issuer as {ISSUER} in the discovery document (oidc bundle --issuer "
+        f"{ISSUER}); in kube-apiserver --service-account-issuer (new tokens then carry it)"
+    )
+    assert checks["trust.principal"]["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    ("places", "kind", "port_fix"),
+    [
+        ([("--issuer-url", f"{ISSUER}/")], "a trailing slash in --issuer-url", False),
+        (
+            [
+                ("the token's iss", f"http://{HOST_PATH}"),
+                ("the discovery document's issuer", ISSUER),
+            ],
+            "scheme http in the token's iss (not in the discovery document's issuer)",
+            False,
+        ),
+        (
+            [
+                ("--issuer-url", "https://oidc.example.com:8443/clusters/prod"),
+                ("the token's iss", ISSUER),
+            ],
+            "a port in --issuer-url (not in the token's iss)",
+            True,
+        ),
+    ],
+    ids=["slash", "scheme", "port"],
+)
+def test_a_form_difference_is_named_as_what_it_is(
+    places: list[tuple[str, str]], kind: str, port_fix: bool
+) -> None:
+    check = issuer_form_check([Written(where, text) for where, text in places])
+    assert check.status is Status.FAIL
+    assert check.summary.startswith(kind)
+    assert check.expected == ISSUER
+    assert ("port 443" in check.fix) is port_fix
 
 
 @pytest.mark.parametrize(
@@ -456,6 +563,7 @@ def test_missing_inputs_are_not_checked_and_exit_zero(
     assert main(argv) == 0
     checks = {c["name"]: c["status"] for c in json.loads(capsys.readouterr().out)["checks"]}
     assert [name for name, status in checks.items() if status == "not checked"] == [
+        "issuer.url",
         "issuer.discovery",
         "issuer.jwks",
         "token",
@@ -474,7 +582,7 @@ def test_table_output_shows_seen_expected_and_fix(
     assert line.startswith("FAIL  trust.sub")
     assert "seen: sub = system:serviceaccount:payments:checkout" in out
     assert "fix: use StringLike for wildcards" in out
-    assert out.rstrip().endswith("19 checks: 18 passed, 1 failed, 0 not checked")
+    assert out.rstrip().endswith("21 checks: 20 passed, 1 failed, 0 not checked")
 
 
 def test_container_credentials_mode_skips_the_web_identity_checks(
@@ -573,3 +681,95 @@ def test_a_deployment_is_checked_through_its_pod_template(
     code, checks = diagnose(world, tmp_path, capsys)
     assert code == 0
     assert checks["token.sub"]["status"] == "pass"
+
+
+def test_a_serviceaccount_read_from_no_source_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    argv = world.write(tmp_path)
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(world.pod))  # the pod alone
+    assert main([*argv, "-o", "json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["pod.serviceaccount"]["status"] == "fail"
+    assert "no source was given" in checks["pod.serviceaccount"]["summary"]
+    assert "--service-accounts-file" in checks["pod.serviceaccount"]["fix"]
+
+
+def test_a_bare_policy_document_says_its_role_was_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World(role=None)
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.role"]["status"] == "not checked"
+    assert "which role it belongs to was not checked" in checks["trust.role"]["summary"]
+    assert "aws iam get-role --role-name checkout" in checks["trust.role"]["summary"]
+
+
+def test_the_provider_account_is_compared_with_the_pods_role_without_get_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World(role=None)
+    world.statement()["Principal"] = {
+        "Federated": f"arn:aws:iam::444455556666:oidc-provider/{HOST_PATH}"
+    }
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert (code, failures(checks)) == (1, ["trust.principal"])
+    assert checks["trust.principal"]["expected"] == (
+        f"arn:aws:iam::111122223333:oidc-provider/{HOST_PATH}"
+    )
+
+
+def test_a_composed_role_arn_is_the_role_compared_with_get_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    _annotate(world, "role-arn", "checkout")
+    world.flags += ["--compose-role-arn", "--aws-account-id", "111122223333"]
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["trust.role"]["status"] == "pass"
+    assert checks["trust.role"]["seen"] == ROLE
+
+
+def test_the_table_pastes_into_a_ticket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")  # narrow: every long value must still stay whole
+    world = World()
+    _annotate(world, "role-arn", "arn:aws:iam::111122223333:role/a-rather-long-role-name-here")
+    world.role = "arn:aws:iam::111122223333:role/a-rather-long-role-name-here"
+    argv = world.write(tmp_path)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith(
+        "pod-identity-webhook 0.1.0 doctor: Pod payments/checkout-1 (ServiceAccount checkout); "
+        f"inputs: -f {tmp_path / 'pod.yaml'} --token {tmp_path / 'token'} --trust-policy "
+    )
+    assert first.endswith("--aws-default-region eu-west-1")
+    words = out.split()
+    assert str(tmp_path / "pod.yaml") in words  # a path longer than the line, not cut
+    assert world.role in words
+    assert re.search(
+        r"token\.exp\s+valid\s+until\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+\(in\s+(59|60)\s+min\)",
+        out,
+    )
+
+
+def test_the_json_report_names_the_version_the_object_and_the_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    main([*world.write(tmp_path), "-o", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["version"] == "0.1.0"
+    assert report["object"] == {
+        "kind": "Pod",
+        "namespace": "payments",
+        "name": "checkout-1",
+        "serviceAccount": "checkout",
+    }
+    assert report["inputs"][0] == {"flag": "-f", "value": str(tmp_path / "pod.yaml")}
+    assert {"flag": "--aws-default-region", "value": "eu-west-1"} in report["inputs"]

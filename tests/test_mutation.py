@@ -573,3 +573,69 @@ def test_pointer_join_builds_a_path() -> None:
     assert (
         join("metadata", "labels", "eks.amazonaws.com/x") == "/metadata/labels/eks.amazonaws.com~1x"
     )
+
+
+# -- half-wired containers (webhook/mutation/wiring.py) -----------------------------------------
+
+OTHER_ROLE = "arn:aws:iam::444455556666:role/payments-other"
+
+
+@pytest.mark.parametrize(
+    ("env", "cc", "words"),
+    [
+        ([("AWS_ROLE_ARN", ROLE)], False, ["'app' sets AWS_ROLE_ARN but not AWS_WEB_IDENTITY"]),
+        ([("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")], False, ["sets AWS_WEB_IDENTITY_TOKEN_FILE but"]),
+        (
+            [("AWS_ROLE_ARN", OTHER_ROLE), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")],
+            False,
+            [f"'app' sets its own AWS_ROLE_ARN {OTHER_ROLE}, not the ServiceAccount's {ROLE}"],
+        ),
+        (
+            [("AWS_ROLE_ARN", OTHER_ROLE)],
+            False,
+            ["but not AWS_WEB_IDENTITY_TOKEN_FILE", f"its own AWS_ROLE_ARN {OTHER_ROLE}"],
+        ),
+        (
+            [("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://x")],
+            True,
+            ["sets AWS_CONTAINER_CREDENTIALS_FULL_URI but not AWS_CONTAINER_AUTHORIZATION"],
+        ),
+        ([("AWS_ROLE_ARN", ROLE), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")], False, []),
+        ([("AWS_REGION", "eu-west-1")], False, []),
+    ],
+    ids=[
+        "role-without-token-file",
+        "token-file-without-role",
+        "another-role",
+        "another-role-without-token-file",
+        "full-uri-without-token-file",
+        "both-for-the-role",
+        "no-credentials",
+    ],
+)
+def test_a_half_wired_container_is_warned_about_by_name_and_variable(
+    env: list[tuple[str, str]], cc: bool, words: list[str]
+) -> None:
+    container = {"name": "app", "image": "x", "env": [{"name": n, "value": v} for n, v in env]}
+    mutation, _, _ = mutate(pod(container), sa(role_arn=ROLE), cc=CC if cc else None)
+    assert mutation is not None
+    assert len(mutation.warnings) == len(words)
+    for warning, expected in zip(mutation.warnings, words, strict=True):
+        assert expected in warning
+        assert len(warning) <= 256  # kube-apiserver's limit per warning, kept by the codec
+
+
+def test_a_skipped_or_value_from_container_is_not_half_wired() -> None:
+    skipped = {"name": "side", "image": "x", "env": [{"name": "AWS_ROLE_ARN", "value": "r"}]}
+    from_secret = {
+        "name": "app",
+        "image": "x",
+        "env": [
+            {"name": "AWS_ROLE_ARN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/t"},
+        ],
+    }
+    the_pod = pod(skipped, from_secret, annotations={P + "skip-containers": "side"})
+    mutation, _, _ = mutate(the_pod, sa(role_arn=ROLE))
+    assert mutation is not None
+    assert mutation.warnings == ()

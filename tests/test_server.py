@@ -125,6 +125,24 @@ def test_misconfiguration_is_shown_to_the_user_as_warnings(client: httpx.Client)
     assert any("token-expiration 'soon'" in w for w in warnings)
 
 
+def test_a_half_wired_container_is_named_in_the_admission_warnings(client: httpx.Client) -> None:
+    env = [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::444455556666:role/other"}]
+    body = review(
+        containers=[{"name": "c", "image": "x"}, {"name": "own", "image": "x", "env": env}]
+    )
+    answer = post(client, body)
+    assert answer.json()["response"]["allowed"] is True
+    warnings = answer.json()["response"]["warnings"]
+    assert [w for w in warnings if "'own'" in w] == [
+        "container 'own' sets AWS_ROLE_ARN but not AWS_WEB_IDENTITY_TOKEN_FILE, and the webhook "
+        "adds neither to it: remove AWS_ROLE_ARN or set both",
+        "container 'own' sets its own AWS_ROLE_ARN arn:aws:iam::444455556666:role/other, not the "
+        "ServiceAccount's arn:aws:iam::111122223333:role/app: remove it to use the "
+        "ServiceAccount's role",
+    ]
+    assert not any("'c'" in w for w in warnings)
+
+
 @pytest.mark.parametrize(
     ("request_kind", "operation"),
     [

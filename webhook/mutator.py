@@ -9,7 +9,12 @@ from typing import Protocol
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
-from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
+from webhook.mutation.podidentity import (
+    ContainerCredentials,
+    PodIdentity,
+    Resolution,
+    resolve_pod_identity,
+)
 from webhook.settings import Settings
 from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
 from webhook.types import JsonObject
@@ -133,7 +138,13 @@ class PodMutator:
             await self.store.wait_for(namespace, name, grace)
         return self.mutate_now(pod, namespace)
 
-    def mutate_now(self, pod: JsonObject, namespace: str) -> Answer:
+    def identity_of(self, pod: JsonObject, namespace: str) -> PodIdentity | None:
+        """The identity `mutate_now` gives this pod: ServiceAccount, ConfigMap entry or composed
+        role ARN, as resolved (doctor compares it with the trust policy and the pod's env)."""
+        return self._resolve(pod, namespace)[0].identity
+
+    def _resolve(self, pod: JsonObject, namespace: str) -> tuple[Resolution, bool, str]:
+        """(the resolution, whether a ServiceAccount or ConfigMap entry was found, its key)."""
         name = service_account_name(pod)
         key = key_of(namespace, name)
         service_account = self.store.get(namespace, name)
@@ -149,9 +160,12 @@ class PodMutator:
             region=self._region,
             rng=self._rng,
         )
+        return resolution, service_account is not None or config_map is not None, key
+
+    def mutate_now(self, pod: JsonObject, namespace: str) -> Answer:
+        resolution, found, key = self._resolve(pod, namespace)
         identity = resolution.identity
         if identity is None:
-            found = service_account is not None or config_map is not None
             return Answer([], (), Outcome.NO_ROLE if found else Outcome.NOT_FOUND, key)
         mutation = build_identity_patch(pod, identity)
         outcome = Outcome.MUTATED if mutation.ops else Outcome.ALREADY_PRESENT

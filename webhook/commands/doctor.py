@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from webhook import __version__
 from webhook.commands.mutate import InputError, build_mutator, pod_template, read_documents
 from webhook.doctor.diagnosis import Evidence, diagnose
 from webhook.doctor.inputs import (
@@ -17,7 +19,7 @@ from webhook.doctor.inputs import (
     read_trust_policy,
 )
 from webhook.doctor.pods import pod_checks
-from webhook.doctor.report import exit_code, render_json, render_table
+from webhook.doctor.report import About, exit_code, render_json, render_table
 from webhook.flags import add_mutation_arguments, settings_from_args
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutator import service_account_name
@@ -78,16 +80,48 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
-        evidence = _gather(args, settings)
+        evidence, about = _gather(args, settings)
     except (InputError, ConfigError, DoctorInputError) as exc:
         print(f"pod-identity-webhook doctor: {exc}", file=sys.stderr)
         return 2
     checks = diagnose(evidence)
-    sys.stdout.write(render_json(checks) if args.output == "json" else render_table(checks))
+    render = render_json if args.output == "json" else render_table
+    sys.stdout.write(render(checks, about))
     return exit_code(checks)
 
 
-def _gather(args: argparse.Namespace, settings: Settings) -> Evidence:
+# doctor's own inputs, in the order the first line of the report lists them
+_INPUT_FLAGS = (
+    ("--token", "token"),
+    ("--trust-policy", "trust_policy"),
+    ("--discovery", "discovery"),
+    ("--jwks", "jwks"),
+    ("--issuer-url", "issuer_url"),
+    ("--issuer-ca-file", "issuer_ca_file"),
+)
+
+
+def _inputs(args: argparse.Namespace, settings: Settings) -> tuple[tuple[str, str], ...]:
+    """-f, doctor's own inputs, then every webhook flag whose value is not its default
+    (Settings' attribute names are the flags with underscores)."""
+    given = [("-f", str(args.filename))]
+    given += [
+        (flag, str(getattr(args, dest))) for flag, dest in _INPUT_FLAGS if getattr(args, dest)
+    ]
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        value = getattr(settings, field.name)
+        if value == getattr(defaults, field.name):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            given.append((flag, "") if value else (f"{flag}=false", ""))
+        else:
+            given.append((flag, str(value)))
+    return tuple(given)
+
+
+def _gather(args: argparse.Namespace, settings: Settings) -> tuple[Evidence, About]:
     documents = read_documents(args.filename)
     objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
     if len(objects) != 1:
@@ -100,6 +134,15 @@ def _gather(args: argparse.Namespace, settings: Settings) -> Evidence:
         where=f"-f {args.filename}",
     )
     name = service_account_name(pod)
+    metadata = objects[0].get("metadata") or {}
+    about = About(
+        version=__version__,
+        kind=str(objects[0].get("kind")),
+        namespace=namespace,
+        name=str(metadata.get("name") or f"{metadata.get('generateName') or ''}(no name)"),
+        service_account=name,
+        inputs=_inputs(args, settings),
+    )
     sources = []
     if settings.service_accounts_file is not None:
         sources.append(f"--service-accounts-file {settings.service_accounts_file}")
@@ -117,13 +160,14 @@ def _gather(args: argparse.Namespace, settings: Settings) -> Evidence:
         issuer_url=args.issuer_url,
         ca_file=args.issuer_ca_file,
     )
-    return Evidence(
+    evidence = Evidence(
         pod=facts,
         published=published,
         token=read_token(args.token) if args.token is not None else None,
         trust=read_trust_policy(args.trust_policy) if args.trust_policy is not None else None,
         now=int(time.time()),
     )
+    return evidence, about
 
 
 def _from_cluster(settings: Settings, namespace: str, name: str) -> Any:

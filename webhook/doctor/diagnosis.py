@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from webhook.doctor.issuer import Published, discovery_checks, jwks_keys
+from webhook.doctor.issuer import (
+    DISCOVERY_ISSUER,
+    ISSUER_URL,
+    PROVIDER,
+    TOKEN_ISS,
+    Published,
+    Written,
+    discovery_checks,
+    issuer_form_check,
+    jwks_keys,
+    provider_name,
+)
 from webhook.doctor.jws import Token
 from webhook.doctor.pods import PodFacts
-from webhook.doctor.policy import Statement, federated_principals
+from webhook.doctor.policy import TrustPolicy, federated_principals
 from webhook.doctor.report import Check, not_checked
 from webhook.doctor.tokens import Expected, token_checks
 from webhook.doctor.trust import PROVIDER_ARN, Pod, trust_checks
@@ -20,7 +30,7 @@ class Evidence:
     pod: PodFacts
     published: Published
     token: Token | None
-    trust: Sequence[Statement] | None
+    trust: TrustPolicy | None
     now: int
 
 
@@ -31,6 +41,7 @@ def diagnose(evidence: Evidence) -> list[Check]:
         reason = "EKS Pod Identity: the EKS Auth API, not STS web identity, issues credentials"
         return [*checks, not_checked("trust", reason), not_checked("token", reason)]
     issuer = published.issuer() or _provider_issuer(evidence.trust)
+    checks.append(issuer_form_check(_places(evidence)))
     checks += discovery_checks(published)
     keys, jwks_check = jwks_keys(published)
     checks.append(jwks_check)
@@ -46,16 +57,37 @@ def diagnose(evidence: Evidence) -> list[Check]:
     else:
         token_issuer = evidence.token.claims.get("iss") if evidence.token else None
         issuer = issuer or (token_issuer if isinstance(token_issuer, str) else None)
-        host_path = issuer.removeprefix("https://") if issuer else None
-        checks += trust_checks(evidence.trust, Pod(host_path, facts.subject, facts.audience))
+        host_path = provider_name(issuer) if issuer else None
+        pod = Pod(host_path, facts.subject, facts.audience, facts.role_arn)
+        checks += trust_checks(evidence.trust, pod)
     return checks
 
 
-def _provider_issuer(trust: Sequence[Statement] | None) -> str | None:
+def _provider_issuer(trust: TrustPolicy | None) -> str | None:
     """With no published documents, the token's iss is compared with the provider STS would use."""
-    for statement in trust or ():
+    for statement in trust.statements if trust else ():
         for arn in federated_principals(statement):
             match = PROVIDER_ARN.fullmatch(arn)
             if match and not match.group(3).startswith("http") and not arn.endswith("/"):
                 return f"https://{match.group(3)}"
     return None
+
+
+def _places(evidence: Evidence) -> list[Written]:
+    """Every place the issuer is written, the one IAM's provider was made from first."""
+    published = evidence.published
+    places = []
+    if published.issuer_url:
+        places.append(Written(ISSUER_URL, published.issuer_url))
+    issuer = (published.discovery or {}).get("issuer")
+    if isinstance(issuer, str):
+        places.append(Written(DISCOVERY_ISSUER, issuer))
+    iss = evidence.token.claims.get("iss") if evidence.token else None
+    if isinstance(iss, str):
+        places.append(Written(TOKEN_ISS, iss))
+    for statement in evidence.trust.statements if evidence.trust else ():
+        for arn in federated_principals(statement):
+            match = PROVIDER_ARN.fullmatch(arn)
+            if match:
+                places.append(Written(PROVIDER, match.group(3)))
+    return places

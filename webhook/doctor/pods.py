@@ -12,9 +12,21 @@ from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
-from webhook.mutation.patch import REGION_ENVS, ROLE_ARN_ENV
+from webhook.mutation.patch import REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
-from webhook.mutation.podidentity import Mode, parse_skip_containers, pod_annotations
+from webhook.mutation.podidentity import (
+    Mode,
+    PodIdentity,
+    parse_skip_containers,
+    pod_annotations,
+)
+from webhook.mutation.wiring import (
+    AUTH_TOKEN_FILE_ENV,
+    FULL_URI_ENV,
+    ROLE_ARN_ENV,
+    TOKEN_FILE_ENV,
+    wiring_warnings,
+)
 from webhook.mutator import PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX
 from webhook.types import JsonObject
@@ -28,28 +40,38 @@ class PodFacts:
     audience: str | None  # of the projected token the webhook adds; None when it adds none
     mode: Mode | None
     checks: list[Check]
+    role_arn: str = ""  # the role the pod gets (ServiceAccount, ConfigMap or composed); "" if none
 
 
 def pod_checks(mutator: PodMutator, pod: JsonObject, namespace: str, *, sources: str) -> PodFacts:
     name = service_account_name(pod)
     subject = f"{PREFIX}{namespace}:{name}"
     result = mutator.mutate_now(pod, namespace)
+    identity = mutator.identity_of(pod, namespace)
     checks = [_service_account(mutator, namespace, name, sources), _role(mutator, namespace, name)]
     patched: JsonObject = jsonpatch.apply_patch(pod, result.ops) if result.ops else pod
-    checks.append(_containers(pod, result, mutator.annotation_prefix))
+    checks.append(_containers(pod, patched, result, identity, mutator.annotation_prefix))
     token = _token_source(patched, result)
     checks += _sdk(patched, result, token)
     audience = token.get("audience") if token else None
-    return PodFacts(subject, audience if isinstance(audience, str) else None, result.mode, checks)
+    role_arn = identity.role_arn if identity is not None else ""
+    return PodFacts(
+        subject, audience if isinstance(audience, str) else None, result.mode, checks, role_arn
+    )
 
 
 def _service_account(mutator: PodMutator, namespace: str, name: str, sources: str) -> Check:
     check = "pod.serviceaccount"
     if not sources:
-        return not_checked(
+        # Nothing below can be checked without it, so this is a failure, never a pass or skip:
+        # a report of "0 failed" must mean the pod was looked at.
+        return failed(
             check,
-            f"ServiceAccount {namespace}/{name}: no source given (--service-accounts-file, "
-            "a ServiceAccount in -f, or --kubeconfig)",
+            f"ServiceAccount {namespace}/{name} cannot be read: no source was given",
+            seen="(no source)",
+            expected=f"ServiceAccount {name} in namespace {namespace}",
+            fix="give it with --service-accounts-file FILE, a ServiceAccount document in -f, "
+            "or --kubeconfig FILE",
         )
     if mutator.store.get(namespace, name) is None:
         return failed(
@@ -90,28 +112,58 @@ def _role(mutator: PodMutator, namespace: str, name: str) -> Check:
     return passed(check, f"role {identity.role_arn}", seen=identity.role_arn)
 
 
-def _containers(pod: JsonObject, result: Answer, prefix: str) -> Check:
+def _containers(
+    pod: JsonObject,
+    patched: JsonObject,
+    result: Answer,
+    identity: PodIdentity | None,
+    prefix: str,
+) -> Check:
     check = "pod.containers"
-    if result.outcome in (Outcome.NOT_FOUND, Outcome.NO_ROLE):
+    if result.outcome in (Outcome.NOT_FOUND, Outcome.NO_ROLE) or identity is None:
         return not_checked(check, "the webhook leaves this pod unchanged (no identity)")
     raw_skip = pod_annotations(pod).get(f"{prefix}/{SKIP_CONTAINERS}")
     skipped = parse_skip_containers(raw_skip)[0] if raw_skip is not None else frozenset()
-    spec = pod.get("spec") or {}
-    wired, left = [], []
+    pair = (
+        (FULL_URI_ENV, AUTH_TOKEN_FILE_ENV)
+        if identity.mode is Mode.CONTAINER_CREDENTIALS
+        else (ROLE_ARN_ENV, TOKEN_FILE_ENV)
+    )
+    spec, patched_spec = pod.get("spec") or {}, patched.get("spec") or {}
+    wired, left, half_wired = [], [], []
+    problems: list[str] = []
     for list_name in CONTAINER_LISTS:
+        after = patched_spec.get(list_name) or ()
         for index, container in enumerate(spec.get(list_name) or ()):
             name = str(container.get("name", ""))
-            base = f"/spec/{list_name}/{index}/"
-            if any(op["path"].startswith(base) for op in result.ops):
-                wired.append(name)
-            elif name in skipped:
+            if name in skipped:
                 left.append(f"{name} (skip-containers)")
-            elif result.outcome is Outcome.ALREADY_PRESENT or _has_env(container):
+                continue
+            # the same rule the admission warning uses, on the container as the webhook leaves it
+            env = [e for e in after[index].get("env") or () if isinstance(e, dict)]
+            names = {e.get("name") for e in env}
+            own = wiring_warnings(name, env, names, pair, identity.role_arn) if env else []
+            base = f"/spec/{list_name}/{index}/"
+            if own:
+                half_wired.append(name)
+                problems += own
+            elif any(op["path"].startswith(base) for op in result.ops):
+                wired.append(name)
+            elif result.outcome is Outcome.ALREADY_PRESENT or names & set(pair):
                 wired.append(f"{name} (already wired)")
             else:
                 left.append(name)
-    notes = "; ".join(result.warnings)
+    notes = "; ".join(w for w in result.warnings if w not in problems)
     seen = f"wired: {', '.join(wired) or 'none'}; left alone: {', '.join(left) or 'none'}"
+    if half_wired:
+        return failed(
+            check,
+            "half-wired: " + "; ".join(problems),
+            seen=f"{seen}; half-wired: {', '.join(half_wired)}",
+            expected=f"both {pair[0]} and {pair[1]}, or neither (the webhook then adds both)"
+            + (f"; {ROLE_ARN_ENV} {identity.role_arn}" if identity.role_arn else ""),
+            fix=f"remove {pair[0]} and {pair[1]} from the container's own env",
+        )
     if not wired:
         return failed(
             check,
@@ -120,12 +172,6 @@ def _containers(pod: JsonObject, result: Answer, prefix: str) -> Check:
             fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}",
         )
     return passed(check, seen + (f"; warnings: {notes}" if notes else ""), seen=seen)
-
-
-def _has_env(container: dict[str, Any]) -> bool:
-    return any(
-        isinstance(e, dict) and e.get("name") == ROLE_ARN_ENV for e in container.get("env") or ()
-    )
 
 
 def _token_source(patched: JsonObject, result: Answer) -> dict[str, Any] | None:

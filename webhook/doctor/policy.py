@@ -27,12 +27,24 @@ class Statement:
     condition: Any
 
 
-def load_trust_policy(text: str) -> list[Statement]:
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    statements: list[Statement]
+    # Role.Arn of `aws iam get-role` output: whose policy this is. None for a bare document,
+    # which does not say which role it belongs to.
+    role_arn: str | None = None
+
+
+def load_trust_policy(text: str) -> TrustPolicy:
     """`aws iam get-role` output (Role.AssumeRolePolicyDocument), or the policy document,
     either possibly URL-encoded (as IAM returns it from some APIs)."""
     document = _decode(text)
+    role_arn = None
     if isinstance(document, Mapping) and isinstance(document.get("Role"), Mapping):
-        document = document["Role"].get("AssumeRolePolicyDocument")
+        role = document["Role"]
+        arn = role.get("Arn")
+        role_arn = arn if isinstance(arn, str) and arn else None
+        document = role.get("AssumeRolePolicyDocument")
         if document is None:
             raise PolicyError("Role has no AssumeRolePolicyDocument")
     if isinstance(document, Mapping) and "AssumeRolePolicyDocument" in document:
@@ -47,7 +59,7 @@ def load_trust_policy(text: str) -> list[Statement]:
     raw = [raw] if isinstance(raw, Mapping) else raw
     if not isinstance(raw, list) or not raw:
         raise PolicyError("Statement is empty or not a list of objects")
-    return [_statement(index, item) for index, item in enumerate(raw)]
+    return TrustPolicy([_statement(index, item) for index, item in enumerate(raw)], role_arn)
 
 
 def _decode(text: str) -> Any:

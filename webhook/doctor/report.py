@@ -1,8 +1,14 @@
-"""One check's verdict, and the report as a table for people or JSON for scripts."""
+"""One check's verdict, and the report as a table for people or JSON for scripts.
+
+The table is made to be pasted into a ticket as it is: a first line saying which version looked
+at which object with which inputs, and lines wrapped only at spaces, so that no URL, ARN or flag
+name is ever cut in two.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import textwrap
 from collections.abc import Sequence
@@ -26,6 +32,39 @@ class Check:
     fix: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class About:
+    """What was diagnosed, by which version, from which inputs: the report's first line."""
+
+    version: str
+    kind: str
+    namespace: str
+    name: str
+    service_account: str
+    inputs: tuple[tuple[str, str], ...]  # (flag, value) in the order given; value "" for a switch
+
+    def line(self) -> str:
+        given = " ".join(
+            flag + (f" {shlex.quote(value)}" if value else "") for flag, value in self.inputs
+        )
+        return (
+            f"pod-identity-webhook {self.version} doctor: {self.kind} {self.namespace}/"
+            f"{self.name} (ServiceAccount {self.service_account}); inputs: {given or 'none'}"
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "object": {
+                "kind": self.kind,
+                "namespace": self.namespace,
+                "name": self.name,
+                "serviceAccount": self.service_account,
+            },
+            "inputs": [{"flag": flag, "value": value} for flag, value in self.inputs],
+        }
+
+
 def passed(name: str, summary: str, *, seen: str = "", expected: str = "") -> Check:
     return Check(name, Status.PASS, summary, seen=seen, expected=expected)
 
@@ -42,27 +81,35 @@ def exit_code(checks: Sequence[Check]) -> int:
     return 1 if any(check.status is Status.FAIL for check in checks) else 0
 
 
-def render_json(checks: Sequence[Check]) -> str:
+def render_json(checks: Sequence[Check], about: About | None = None) -> str:
     counts = {status.value: 0 for status in Status}
     for check in checks:
         counts[check.status.value] += 1
     entries = [{**asdict(check), "status": check.status.value} for check in checks]
-    return json.dumps({"checks": entries, "summary": counts}, indent=2) + "\n"
+    head = about.as_json() if about is not None else {}
+    return json.dumps({**head, "checks": entries, "summary": counts}, indent=2) + "\n"
 
 
 _MARKS = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.NOT_CHECKED: "----"}
 
 
-def render_table(checks: Sequence[Check], *, width: int | None = None) -> str:
+def render_table(
+    checks: Sequence[Check], about: About | None = None, *, width: int | None = None
+) -> str:
     """One row per check; a failed one carries its seen/expected/fix lines under it."""
     width = width or min(shutil.get_terminal_size((120, 24)).columns, 160)
     name_width = max((len(check.name) for check in checks), default=4)
     indent = " " * (6 + name_width + 2)
-    lines = []
+    lines = [about.line()] if about is not None else []  # never wrapped: it names files
     for check in checks:
         head = f"{_MARKS[check.status]}  {check.name.ljust(name_width)}  "
         lines += textwrap.wrap(
-            check.summary, width, initial_indent=head, subsequent_indent=indent
+            check.summary,
+            width,
+            initial_indent=head,
+            subsequent_indent=indent,
+            break_long_words=False,  # a URL, ARN or path longer than the line stays whole
+            break_on_hyphens=False,  # and so does a --flag-name
         ) or [head.rstrip()]
         if check.status is not Status.FAIL:
             continue  # the values of passed checks are in --output json

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from webhook.doctor.issuer import same_but_form
 from webhook.doctor.jws import STS_ALGORITHMS, Token, TokenError, verify_signature
 from webhook.doctor.report import Check, failed, not_checked, passed
 
@@ -36,6 +38,10 @@ def _issuer(iss: object, issuer: str | None) -> Check:
     if issuer is None:
         return not_checked(
             "token.iss", f"iss is {iss!r}; no issuer to compare (--issuer-url, --discovery)"
+        )
+    if same_but_form(iss, issuer):
+        return passed(
+            "token.iss", "iss is the issuer (its form differs: see issuer.url)", seen=str(iss)
         )
     if iss != issuer:
         fix = "kube-apiserver --service-account-issuer, the discovery issuer and the IAM provider URL must be the same string"
@@ -90,16 +96,41 @@ def _lifetime(claims: dict[str, Any], now: int) -> Check:
     if exp <= now:
         return failed(
             "token.exp",
-            f"the token expired {now - exp} s ago",
-            seen=str(exp),
-            expected=f"> {now}",
+            f"the token expired {_span(now - exp)} ago",
+            seen=moment(exp, now),
+            expected=f"after {moment(now, now)}",
             fix="read a fresh token: kubelet rewrites the projected file before it expires",
         )
     if isinstance(nbf, int) and nbf > now:
         return failed(
-            "token.exp", f"the token is not valid for another {nbf - now} s (nbf)", seen=str(nbf)
+            "token.exp",
+            f"the token is not valid for another {_span(nbf - now)} (nbf)",
+            seen=moment(nbf, now),
         )
-    return passed("token.exp", f"valid for another {exp - now} s", seen=str(exp))
+    return passed("token.exp", f"valid until {moment(exp, now)}", seen=moment(exp, now))
+
+
+def moment(epoch: int, now: int) -> str:
+    """A token time as people read it: `2026-12-04T15:00:00Z (in 59 min)`."""
+    try:
+        when = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch} (not a date)"
+    if epoch == now:
+        return f"{when} (now)"
+    return (
+        f"{when} (in {_span(epoch - now)})" if epoch > now else f"{when} ({_span(now - epoch)} ago)"
+    )
+
+
+def _span(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 120 * 60:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d"
 
 
 def _algorithm(alg: object) -> Check:

@@ -1,6 +1,8 @@
 """Does the role's trust policy let this pod's token in? Statement by statement, as STS decides.
 
-A statement admits the pod when its Effect is Allow, its Action covers
+First, is it the policy of the role the pod assumes at all: `aws iam get-role` output names
+the role (Role.Arn), which must be the pod's; a bare document names none, and the report says
+that this was not checked. Then a statement admits the pod when its Effect is Allow, its Action covers
 sts:AssumeRoleWithWebIdentity, its Principal is the cluster's IAM OIDC provider (Federated)
 and every Condition clause holds for the token's `sub` and `aud`. The statement closest to
 admitting the pod is the one reported, with the classic mistakes named.
@@ -13,16 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from webhook.doctor.conditions import Clause, clauses_of, evaluate
+from webhook.doctor.issuer import issuer_key, provider_name
 from webhook.doctor.policy import (
     WEB_IDENTITY_ACTION,
     Statement,
+    TrustPolicy,
     federated_principals,
     principal_kinds,
 )
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.doctor.subjects import describe_subject_mismatch
+from webhook.mutation.identity import is_valid_role_arn
 
 PROVIDER_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):oidc-provider/(.+)")
+ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)")
 _WILDCARD_ACTION = re.compile(r"[*?]")
 
 
@@ -33,6 +39,7 @@ class Pod:
     issuer_host_path: str | None
     subject: str | None
     audience: str | None
+    role_arn: str = ""  # the role the pod gets; "" when it gets none
 
 
 @dataclass(slots=True)
@@ -51,18 +58,65 @@ class Verdict:
         return [self.action, self.principal, *self.conditions.values()]
 
 
-def trust_checks(statements: Sequence[Statement], pod: Pod) -> list[Check]:
+def trust_checks(policy: TrustPolicy, pod: Pod) -> list[Check]:
+    statements = policy.statements
+    role = _role(policy.role_arn, pod.role_arn)
     allows = [s for s in statements if s.effect == "Allow"]
     if not allows:
-        return [failed("trust.action", "no statement has Effect Allow", fix='"Effect": "Allow"')]
-    verdicts = [_judge(statement, pod) for statement in allows]
+        return [
+            role,
+            failed("trust.action", "no statement has Effect Allow", fix='"Effect": "Allow"'),
+        ]
+    # IAM accepts only a provider in the role's own account; the role is the policy's when
+    # get-role output names it, else the pod's. The policy of another role than the pod's is
+    # reported by trust.role alone: its provider's account says nothing about the pod's role.
+    other_role = policy.role_arn is not None and pod.role_arn not in ("", policy.role_arn)
+    role_account = None if other_role else _account(policy.role_arn or pod.role_arn)
+    verdicts = [_judge(statement, pod, role_account) for statement in allows]
     best = max(verdicts, key=lambda verdict: verdict.score())
-    checks = best.checks()
+    checks = [role, *best.checks()]
     if len(allows) > 1:
         checks = [_named(check, best.statement.index) for check in checks]
     if any(s.effect == "Deny" for s in statements):
         checks.append(not_checked("trust.deny", "Deny statements are not evaluated"))
     return checks
+
+
+def _role(policy_role: str | None, pod_role: str) -> Check:
+    name = "trust.role"
+    if not pod_role:
+        return not_checked(name, "the pod gets no role to compare the policy's role with")
+    if not is_valid_role_arn(pod_role):
+        return not_checked(name, "the pod's role ARN is not valid (pod.role-arn), so not compared")
+    if policy_role is None:
+        return not_checked(
+            name,
+            "a bare policy document: which role it belongs to was not checked (pass "
+            f"`aws iam get-role --role-name {_role_name(pod_role)}` output to check that)",
+        )
+    if policy_role != pod_role:
+        return failed(
+            name,
+            f"this is the trust policy of {policy_role}, but the pod assumes {pod_role}",
+            seen=policy_role,
+            expected=pod_role,
+            fix=f"check the policy of the pod's role: aws iam get-role --role-name "
+            f"{_role_name(pod_role)}; or, if {policy_role} is the role meant, annotate the "
+            "ServiceAccount with it",
+        )
+    return passed(
+        name, f"the policy is that of {pod_role}, the role the pod assumes", seen=pod_role
+    )
+
+
+def _role_name(arn: str) -> str:
+    match = ROLE_ARN.fullmatch(arn)
+    return match.group(3) if match else "NAME"
+
+
+def _account(arn: str | None) -> str | None:
+    match = ROLE_ARN.fullmatch(arn or "")
+    return match.group(2) if match else None
 
 
 def _named(check: Check, index: int) -> Check:
@@ -76,9 +130,9 @@ def _named(check: Check, index: int) -> Check:
     )
 
 
-def _judge(statement: Statement, pod: Pod) -> Verdict:
+def _judge(statement: Statement, pod: Pod, role_account: str | None) -> Verdict:
     action = _action(statement)
-    principal, provider_path = _principal(statement, pod)
+    principal, provider_path = _principal(statement, pod, role_account)
     verdict = Verdict(statement, action, principal, provider_path)
     clauses = clauses_of(statement.condition)  # checked when the policy was read
     path = provider_path or pod.issuer_host_path
@@ -121,44 +175,58 @@ def _action(statement: Statement) -> Check:
     )
 
 
-def _principal(statement: Statement, pod: Pod) -> tuple[Check, str]:
+def _principal(statement: Statement, pod: Pod, role_account: str | None) -> tuple[Check, str]:
     arns = federated_principals(statement)
     name = "trust.principal"
+    account = role_account or "ACCOUNT"
+    expected_arn = (
+        f"arn:aws:iam::{account}:oidc-provider/{pod.issuer_host_path}"
+        if pod.issuer_host_path
+        else f"arn:aws:iam::{account}:oidc-provider/ISSUER_HOST_PATH"
+    )
     if not arns:
         return failed(
             name,
             "Principal is not Federated: STS checks web identity tokens only against an "
             "IAM OIDC provider named as the Federated principal",
             seen=principal_kinds(statement),
-            expected="Federated: arn:aws:iam::ACCOUNT:oidc-provider/ISSUER_HOST_PATH",
-            fix='"Principal": {"Federated": "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER_HOST_PATH"}',
+            expected=f"Federated: {expected_arn}",
+            fix=f'"Principal": {{"Federated": "{expected_arn}"}}',
         ), ""
-    problems = []
+    name_fix = "name the provider exactly as the issuer, without https:// and trailing slash"
+    problems = []  # (arn, problem, fix)
     for arn in arns:
         match = PROVIDER_ARN.fullmatch(arn)
         if match is None:
-            problems.append((arn, "is not an IAM OIDC provider ARN"))
+            problems.append((arn, "is not an IAM OIDC provider ARN", name_fix))
             continue
         path = match.group(3)
         expected = pod.issuer_host_path
-        if path.startswith(("https://", "http://")):
-            problems.append((arn, "has the URL scheme in it; IAM names providers without https://"))
-        elif path.endswith("/"):
-            problems.append((arn, "ends with a slash; the provider name has none"))
-        elif expected is not None and path != expected:
-            problems.append((arn, f"names provider {path}, but the issuer is https://{expected}"))
+        # A scheme, port or trailing slash in the name is issuer.url's to report (it compares
+        # the issuer's form in every place); here only which issuer the provider names counts.
+        if expected is not None and issuer_key(path) != issuer_key(expected):
+            problems.append(
+                (arn, f"names provider {path}, but the issuer is https://{expected}", name_fix)
+            )
+        elif role_account is not None and match.group(2) != role_account:
+            problems.append(
+                (
+                    arn,
+                    f"is in account {match.group(2)}, but the role is in account "
+                    f"{role_account}: IAM accepts only an OIDC provider in the role's own account",
+                    f"create the OIDC provider in account {role_account} "
+                    "(aws iam create-open-id-connect-provider) and name it in the principal",
+                )
+            )
         else:
             summary = f"Federated principal is the OIDC provider {path}"
+            if expected is not None and path != expected:
+                summary += " (its form differs: see issuer.url)"
             if expected is None:
                 summary += " (issuer unknown: pass --token, --discovery or --issuer-url to compare)"
-            return passed(name, summary, seen=arn), path
-    arn, problem = problems[0]
-    expected_arn = (
-        f"arn:aws:iam::ACCOUNT:oidc-provider/{pod.issuer_host_path}"
-        if pod.issuer_host_path
-        else "arn:aws:iam::ACCOUNT:oidc-provider/ISSUER_HOST_PATH"
-    )
-    fix = "name the provider exactly as the issuer, without https:// and trailing slash"
+            # the condition keys are the provider's name as IAM would hold it
+            return passed(name, summary, seen=arn), provider_name(path)
+    arn, problem, fix = problems[0]
     return failed(
         name, f"the Federated principal {problem}", seen=arn, expected=expected_arn, fix=fix
     ), ""

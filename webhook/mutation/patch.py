@@ -15,12 +15,15 @@ from typing import Any, NamedTuple
 
 from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops
 from webhook.mutation.podidentity import Mode, PodIdentity
+from webhook.mutation.wiring import (
+    AUTH_TOKEN_FILE_ENV,
+    FULL_URI_ENV,
+    ROLE_ARN_ENV,
+    TOKEN_FILE_ENV,
+    wiring_warnings,
+)
 from webhook.types import JsonObject, PatchOp
 
-ROLE_ARN_ENV = "AWS_ROLE_ARN"
-TOKEN_FILE_ENV = "AWS_WEB_IDENTITY_TOKEN_FILE"
-FULL_URI_ENV = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
-AUTH_TOKEN_FILE_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
 REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
 STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
@@ -54,6 +57,7 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
         ops.extend(label_ops(pod, POD_IDENTITY_LABEL, "enabled"))
     ops.extend(_volume_ops(spec, identity))
     seen_names: set[str] = set()
+    notes: list[str] = []  # half-wired containers (webhook/mutation/wiring.py)
     for list_name in CONTAINER_LISTS:
         containers: Sequence[JsonObject] = spec.get(list_name) or ()
         for index, container in enumerate(containers):
@@ -67,13 +71,14 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
                     base=f"/spec/{list_name}/{index}",  # constant names: nothing to escape
                     identity=identity,
                     credential_env=credential_env,
+                    notes=notes,
                 )
             )
-    warnings = tuple(
+    notes.extend(
         f"skip-containers names {name!r}, which is not a container of this pod"
         for name in sorted(identity.skip_containers - seen_names)
     )
-    return Mutation(ops, warnings)
+    return Mutation(ops, tuple(notes))
 
 
 @functools.lru_cache(maxsize=64)  # a handful of (mount path, token path) pairs per process
@@ -113,11 +118,22 @@ def _container_ops(
     base: str,
     identity: PodIdentity,
     credential_env: tuple[tuple[str, str], tuple[str, str]],
+    notes: list[str],
 ) -> list[PatchOp]:
     env: Sequence[JsonObject] | None = container.get("env")
     names = {entry.get("name") for entry in env} if env else _NO_NAMES
     (credential_name, credential_value), (token_name, token_value) = credential_env
     credentials_set = credential_name in names or token_name in names
+    if credentials_set and env:
+        notes.extend(
+            wiring_warnings(
+                str(container.get("name", "")),
+                env,
+                names,
+                (credential_name, token_name),
+                identity.role_arn,
+            )
+        )
     region_set = not names.isdisjoint(REGION_ENVS)
     sts_set = STS_ENV in names
     if credentials_set and region_set and sts_set:

@@ -62,6 +62,7 @@ e2e-tools:
 
 # The real-cluster suite (tests/e2e, docs/cluster.md): one control plane for the session, the
 # webhook deployed from manifests/ as real processes. One worker: the cases share that plane.
+# e2e-tools prints the version of each peer the suite runs.
 test-e2e: $(STAMP) tools e2e-tools
 	$(BIN)/pytest -q -m e2e tests/e2e --durations=5
 

@@ -16,17 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import controlplane, deployment
+from tests.e2e import deployment
 from tests.e2e.controlplane import ControlPlane, run_control_plane
 from tests.support.server import CertFiles, RunningWebhook, write_certs
 
 _LOGS: dict[str, Any] = {"plane": None, "webhooks": []}
-
-
-def pytest_report_header() -> list[str]:
-    with contextlib.suppress(FileNotFoundError):
-        return [f"e2e peer {name}: {version}" for name, version in controlplane.versions().items()]
-    return ["e2e peers: not built (make e2e-tools)"]
 
 
 @pytest.hookimpl(hookwrapper=True)

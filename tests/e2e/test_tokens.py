@@ -7,13 +7,14 @@ import base64
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.e2e.controlplane import ControlPlane
-from tests.e2e.objects import ROLE, create, service_account
+from tests.e2e.objects import ROLE, create, pod, service_account
 
 
 def _b64(text: str) -> bytes:
@@ -85,3 +86,87 @@ def test_the_apiservers_discovery_and_jwks_agree_with_oidc(plane: ControlPlane) 
     for kid, key in served_keys.items():
         for field in ("kty", "alg", "use", "n", "e"):
             assert key[field] == our_keys[kid][field], (kid, field)
+
+
+def _trust_policy(plane: ControlPlane, subject: str) -> dict[str, Any]:
+    provider = plane.issuer.removeprefix("https://")
+    return {
+        "Role": {
+            "Arn": ROLE,
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {
+                            "Federated": f"arn:aws:iam::111122223333:oidc-provider/{provider}"
+                        },
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {
+                            "StringEquals": {
+                                f"{provider}:sub": subject,
+                                f"{provider}:aud": "sts.amazonaws.com",
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    }
+
+
+def test_doctor_on_a_real_token_and_the_cluster(
+    plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """doctor with the pod as stored, its ServiceAccount read with --kubeconfig, a TokenRequest
+    token and the issuer documents `oidc` makes: all pass; a trust policy for another
+    ServiceAccount's `sub` fails, naming the check."""
+    create(plane, service_account("reader", namespace, role_arn=ROLE))
+    create(plane, pod("app", namespace, "reader"))
+    (tmp_path / "pod.json").write_text(json.dumps(plane.get_json("pod", "app", "-n", namespace)))
+    token = plane.kubectl(
+        "create", "token", "reader", "-n", namespace, "--audience=sts.amazonaws.com"
+    ).stdout.strip()
+    (tmp_path / "token").write_text(token)
+    key = str(plane.public_key)
+    (tmp_path / "discovery.json").write_text(
+        json.dumps(_oidc("discovery", "--issuer", plane.issuer, "--public-key", key))
+    )
+    (tmp_path / "keys.json").write_text(json.dumps(_oidc("jwks", "--public-key", key)))
+
+    def doctor(subject: str) -> subprocess.CompletedProcess[str]:
+        policy = tmp_path / "get-role.json"
+        policy.write_text(json.dumps(_trust_policy(plane, subject)))
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "webhook",
+                "doctor",
+                "-f",
+                str(tmp_path / "pod.json"),
+                f"--kubeconfig={plane.admin_kubeconfig}",
+                f"--token={tmp_path / 'token'}",
+                f"--discovery={tmp_path / 'discovery.json'}",
+                f"--jwks={tmp_path / 'keys.json'}",
+                f"--trust-policy={policy}",
+                # outside AWS the SDK has no instance metadata for a region (docs/self-hosted.md)
+                "--aws-default-region=us-west-2",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    passed = doctor(f"system:serviceaccount:{namespace}:reader")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    report = json.loads(passed.stdout)
+    assert not [c for c in report["checks"] if c["status"] == "fail"]
+
+    failed = doctor(f"system:serviceaccount:{namespace}:someone-else")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    failing = [c for c in json.loads(failed.stdout)["checks"] if c["status"] == "fail"]
+    assert failing and all(c["name"].startswith("trust.") for c in failing), failing
+    assert any("someone-else" in json.dumps(c) for c in failing)

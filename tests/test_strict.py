@@ -25,6 +25,7 @@ from tests.support.inprocess import serve_in_process
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     ALL_BUILDS,
+    IDENTITY_WEBHOOK,
     STRICT,
     Objects,
     built,
@@ -234,7 +235,7 @@ def test_only_strict_builds_refuse_and_they_refuse_what_their_webhook_selects(
     if build not in STRICT:
         assert settings.require_identity_label == ""
         return
-    webhook = webhook_named(built[build], "pod-identity-webhook.amazonaws.com")
+    webhook = webhook_named(built[build], IDENTITY_WEBHOOK)
     (selected,) = webhook["objectSelector"]["matchLabels"].items()
     assert parse_required_label(settings.require_identity_label) == selected
     # the lookup waits, and the refusal still leaves before the time budget is spent

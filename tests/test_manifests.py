@@ -26,8 +26,13 @@ KUBERNETES_VERSION = (
     "1.30"  # oldest Kubernetes the manifests target; kubernetes-validate bundles it
 )
 FARGATE_PATH = "/mutate-fargate"
-IDENTITY_WEBHOOK = "pod-identity-webhook.amazonaws.com"
-FARGATE_WEBHOOK = "fargate.pod-identity-webhook.amazonaws.com"
+IDENTITY_WEBHOOK = "identity.pod-identity-webhook.github.io"
+FARGATE_WEBHOOK = "fargate.pod-identity-webhook.github.io"
+# Cluster-scoped objects EKS itself keeps in every cluster: AWS's managed pod identity webhook
+# (`iam-for-pods.amazonaws.com`) and the VPC resource controller's webhook. Ours must never
+# share a name with them: `kubectl apply` would merge into theirs and `delete -k` remove it.
+EKS_WEBHOOK_CONFIGURATIONS = ("pod-identity-webhook", "vpc-resource-mutating-webhook")
+EKS_WEBHOOK_NAMES = ("iam-for-pods.amazonaws.com", "mpod.vpc.k8s.aws")
 OPT_IN_LABEL = {"eks.amazonaws.com/pod-identity-webhook": "enabled"}
 # every kustomization an operator or hack/kind/e2e.sh applies
 BUILDS = (
@@ -270,6 +275,19 @@ def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Object
         "name": role["metadata"]["name"],
     }
     assert role_binding["subjects"] == [subject]
+
+
+@pytest.mark.parametrize("build", ALL_BUILDS)
+def test_webhook_registration_cannot_collide_with_what_eks_runs(
+    build: str, built: dict[str, Objects]
+) -> None:
+    config = one(built[build], "MutatingWebhookConfiguration")
+    assert config["metadata"]["name"] not in EKS_WEBHOOK_CONFIGURATIONS
+    for webhook in config["webhooks"]:
+        assert webhook["name"] not in EKS_WEBHOOK_NAMES
+        assert not webhook["name"].endswith(".amazonaws.com"), "a domain that is not ours"
+    # every patch of a component or overlay found its target: no second, unpatched object
+    assert len([o for o in built[build] if o["kind"] == "MutatingWebhookConfiguration"]) == 1
 
 
 @pytest.mark.parametrize("build", ALL_BUILDS)

@@ -115,6 +115,14 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "--service-account-lookup-grace-period",
         "on a cache miss, wait up to this long for the ServiceAccount (default 0: do not wait)",
     )
+    k.add_argument(
+        "--require-identity-label",
+        metavar="KEY=VALUE",
+        help="strict mode: a pod carrying this label is refused (allowed: false, with the reason "
+        "and the fix) when it gets no identity: ServiceAccount not found after the grace period, "
+        "no role, too many containers, or over the time budget (default: off, such pods are "
+        "allowed unchanged; manifests/components/strict sets it)",
+    )
     bool_flag(
         k,
         "--enable-debugging-handlers",

@@ -23,6 +23,7 @@ from webhook.mutation.defaults import (
     DEFAULT_TOKEN_EXPIRATION_SECONDS,
     DEFAULT_TOKEN_MOUNT_PATH,
 )
+from webhook.mutation.refusal import parse_required_label
 
 # 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
 # per value), and the AdmissionReview envelope around it adds well under 3 MiB more.
@@ -84,6 +85,8 @@ class Settings:
     watch_config_map: bool = False
     resync_period: float = 60.0
     service_account_lookup_grace_period: float = 0.0
+    # strict mode: "KEY=VALUE"; a pod with this label that gets no identity is refused
+    require_identity_label: str = ""
     compose_role_arn: bool = False
     aws_account_id: str = ""
     aws_partition: str = "aws"
@@ -182,4 +185,13 @@ def validate(s: Settings) -> None:
     ):
         if seconds < 0:
             raise SettingsError(flag, seconds, "a duration of zero or more")
+    if s.require_identity_label:
+        try:
+            parse_required_label(s.require_identity_label)
+        except ValueError:
+            raise SettingsError(
+                "--require-identity-label",
+                s.require_identity_label,
+                "KEY=VALUE, e.g. eks.amazonaws.com/pod-identity-webhook=enabled",
+            ) from None
     _validate_bounds(s)

@@ -45,3 +45,6 @@ class Answer(NamedTuple):
     mode: Mode | None = None  # how the identity is given; None when the pod gets none
     # Pod annotations (without the prefix) whose value was ignored or adjusted.
     invalid_annotations: tuple[str, ...] = ()
+    # Not "": the pod is refused (allowed: false) with this message; only in strict mode
+    # (webhook/mutation/refusal.py), for a labelled pod that gets no identity.
+    refusal: str = ""

@@ -22,6 +22,7 @@ from webhook.server.codec import (
     errored,
     parse_body,
     patched,
+    refused,
     review_of,
 )
 from webhook.server.deadlines import Deadlines, resolution_for
@@ -44,6 +45,9 @@ class Observation(NamedTuple):
 
 
 Decide = Callable[[Review], Awaitable[Answer]]
+# A last look at every answer, the over-budget one included: strict mode's refusal
+# (webhook/mutation/refusal.py) is made here, so that it covers answers the decision never gave.
+Enforce = Callable[[Review, Answer], Answer]
 Observe = Callable[[Observation], None]
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -52,7 +56,8 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 class AdmissionEndpoint:
     """POST an AdmissionReview, get one back. Checks in a fixed order:
     method 405, body size 413, body arrival within the time budget 408, content type 415,
-    decoding 400, then the decision, allowed unchanged when the budget runs out."""
+    decoding 400, then the decision, allowed unchanged when the budget runs out (refused
+    instead, in strict mode, for a pod that asks for an identity by its label)."""
 
     def __init__(
         self,
@@ -62,9 +67,11 @@ class AdmissionEndpoint:
         max_body_bytes: int,
         observe: Observe,
         time_budget: float | None = None,
+        enforce: Enforce | None = None,
     ) -> None:
         self.path = path
         self._decide = decide
+        self._enforce = enforce
         self._max_body_bytes = max_body_bytes
         self._observe = observe
         self._time_budget = time_budget
@@ -115,7 +122,12 @@ class AdmissionEndpoint:
             finally:
                 if task is not None and deadlines is not None:
                     deadlines.discard(task)
-            status, payload = 200, patched(review, answer.ops, answer.warnings)
+            if self._enforce is not None:
+                answer = self._enforce(review, answer)
+            if answer.refusal:
+                status, payload = 200, refused(review, answer.refusal, answer.warnings)
+            else:
+                status, payload = 200, patched(review, answer.ops, answer.warnings)
         except BadRequest as exc:
             status = exc.status
             payload = errored(status, exc.message, echo=echo_of(document))
@@ -147,7 +159,7 @@ class AdmissionEndpoint:
         timeout that failurePolicy: Fail would turn into a refused pod."""
         logger.warning(
             "admission %s in namespace %s took longer than the time budget of %gs; "
-            "allowed without changes",
+            "answered without changes",
             review.uid,
             review.namespace,
             self._time_budget,

@@ -53,6 +53,8 @@ def _observer(service: WebhookService) -> Observe:
             return
         if answer.outcome is Outcome.OVER_BUDGET:
             metrics.over_budget.inc()
+        if answer.refusal:
+            metrics.refused.labels(answer.outcome.value).inc()
         if admission_log.isEnabledFor(logging.DEBUG):
             # the warnings' text may quote annotation values, which are never logged
             admission_log.debug(
@@ -74,18 +76,23 @@ def _observer(service: WebhookService) -> Observe:
         outcome = answer.outcome.value
         detail = clipped_detail or "-"
         latency_ms = seconds * 1000
+        fields: dict[str, object] = {
+            "path": path,
+            "uid": uid,
+            "namespace": namespace,
+            "pod": name,
+            subject: clipped_detail,
+            "outcome": outcome,
+        }
+        # strict mode's refusals (webhook/mutation/refusal.py); every other answer allows
+        refusal = " allowed=false" if answer.refusal else ""
+        if answer.refusal:
+            fields["allowed"] = False
+        fields["latency_ms"] = round(latency_ms, 3)
         admission_line(
             f"admission path={path} uid={uid} namespace={namespace} pod={name} "
-            f"{subject}={detail} outcome={outcome} latency_ms={latency_ms:.2f}",
-            {
-                "path": path,
-                "uid": uid,
-                "namespace": namespace,
-                "pod": name,
-                subject: clipped_detail,
-                "outcome": outcome,
-                "latency_ms": round(latency_ms, 3),
-            },
+            f"{subject}={detail} outcome={outcome}{refusal} latency_ms={latency_ms:.2f}",
+            fields,
         )
 
     return observe
@@ -112,6 +119,7 @@ class WebhookApp:
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
                 time_budget=service.settings.request_time_budget,
+                enforce=service.identity_enforcement(),
             ),
             MUTATE_FARGATE_PATH: AdmissionEndpoint(
                 MUTATE_FARGATE_PATH,

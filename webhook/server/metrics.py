@@ -131,6 +131,13 @@ class Metrics:
             "Admissions answered unchanged because deciding took longer than --request-time-budget.",
             registry=r,
         )
+        self.refused = Counter(
+            "pod_identity_webhook_pods_refused",
+            "Pods refused because they carry --require-identity-label but get no identity, "
+            "by outcome (strict mode, docs/deploy.md).",
+            ["outcome"],
+            registry=r,
+        )
         # Untrusted input that was ignored, and background work kept alive: docs/cluster.md.
         self.invalid_annotations = Counter(
             "pod_identity_webhook_invalid_annotations",

@@ -13,8 +13,10 @@ from typing import Any
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.identity import IdentityDefaults
+from webhook.mutation.refusal import Limits, parse_required_label, refuse_unidentified
 from webhook.mutation.shape import oversized_warning
 from webhook.mutator import PodMutator, identity_defaults
+from webhook.server.admission import Enforce
 from webhook.server.codec import Review
 from webhook.server.metrics import Metrics
 from webhook.settings import Settings
@@ -266,6 +268,24 @@ class WebhookService:
         for annotation in answer.invalid_annotations:
             self.metrics.invalid_annotations.labels("pod", annotation).inc()
         return answer
+
+    def identity_enforcement(self) -> Enforce | None:
+        """Strict mode's last look at each /mutate answer; None (nothing to do) without
+        --require-identity-label, so that the ordinary path pays nothing for it."""
+        s = self.settings
+        if not s.require_identity_label:
+            return None
+        label = parse_required_label(s.require_identity_label)
+        limits = Limits(
+            annotation_prefix=s.annotation_prefix,
+            grace_period=s.service_account_lookup_grace_period,
+            time_budget=s.request_time_budget,
+        )
+
+        def enforce(review: Review, answer: Answer) -> Answer:
+            return refuse_unidentified(review.pod, answer, label, limits)
+
+        return enforce
 
     async def decide_fargate(self, review: Review) -> Answer:
         if review.pod is None:

@@ -258,8 +258,8 @@ def test_mutate_composes_bare_role_names_with_account_flags(
     [
         (
             None,
-            "warning: ServiceAccount default/s3-reader not found in --service-accounts-file or "
-            "the input; the pod is unchanged\n",
+            "warning: ServiceAccount default/s3-reader not found: no --service-accounts-file was "
+            "given and the input holds no ServiceAccount; the pod is unchanged\n",
         ),
         (
             SA_FILE,
@@ -287,3 +287,57 @@ def test_mutate_warns_when_the_pod_comes_back_unchanged(
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out) == pod
     assert captured.err == warning
+
+
+def test_mutate_names_the_sources_it_read_when_the_serviceaccount_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = yaml.safe_load((EXAMPLES / "pod.yaml").read_text())
+    pod["spec"]["serviceAccountName"] = "nobody"
+    other = {"kind": "ServiceAccount", "metadata": {"name": "other", "namespace": "default"}}
+    source = tmp_path / "pod.yaml"
+    source.write_text(yaml.safe_dump_all([other, pod]))
+    assert main(["mutate", "-f", str(source)]) == 0
+    assert capsys.readouterr().err == (
+        f"warning: ServiceAccount default/nobody not found in -f {source}; the pod is unchanged\n"
+    )
+    assert main(["mutate", "-f", str(source), "--service-accounts-file", SA_FILE]) == 0
+    assert capsys.readouterr().err == (
+        f"warning: ServiceAccount default/nobody not found in --service-accounts-file {SA_FILE} "
+        f"or -f {source}; the pod is unchanged\n"
+    )
+
+
+@pytest.mark.parametrize("flag", ["-n", "--namespace", "--pod-namespace"])
+def test_mutate_takes_the_namespace_as_kubectl_spells_it(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = yaml.safe_load((EXAMPLES / "pod.yaml").read_text())
+    pod["metadata"].pop("namespace", None)
+    account = {
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": pod["spec"]["serviceAccountName"],
+            "namespace": "team-a",
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/a"},
+        },
+    }
+    source = tmp_path / "pod.yaml"
+    source.write_text(yaml.safe_dump_all([account, pod]))
+    assert main(["mutate", "-f", str(source), flag, "team-a", "-o", "json"]) == 0
+    mutated = orjson.loads(capsys.readouterr().out)
+    assert "AWS_ROLE_ARN" in env_names(mutated["spec"]["containers"][0])
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_only_serve_help_promises_reloads(capsys: pytest.CaptureFixture[str]) -> None:
+    # only serve watches its files; mutate and doctor read each once
+    assert "reloaded" not in help_of(capsys, "mutate")
+    assert "reloaded" not in help_of(capsys, "doctor")
+    assert "reloaded when it changes" in help_of(capsys, "serve")

@@ -18,6 +18,7 @@ from uvicorn.server import Server
 from tests.conftest import ROOT
 from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import CertFiles, run_webhook
+from tests.support.serverlog import assert_each_server_named_once_per_event
 from webhook.server.internals import (
     FLOW_CONTROL,
     HTTPTOOLS,
@@ -150,4 +151,6 @@ def test_the_server_falls_back_to_uvicorns_own_protocol_with_one_warning(
     assert f"{HTTPTOOLS}.RequestResponseCycle" in warnings[0]
     # the runner's handler, not uvicorn's per-server ones, took the signal: it is seen once
     assert log.count("received SIGTERM: finishing in-flight requests") == 1
+    # uvicorn's own server too: its start and stop lines name the server, once each
+    assert_each_server_named_once_per_event(log, webhook.url, webhook.metrics_url)
     assert code == 0

@@ -194,7 +194,9 @@ def test_mutate_cli_applies_identity_then_fargate(
         "AWS_ROLE_ARN",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
     ]
-    assert "warning: fargate: scheduled on fargate (profile 'fp-batch')" in err
+    # where the pod would run is information; only what kubectl would show is a warning
+    assert "note: fargate: scheduled on fargate (profile 'fp-batch')\n" in err
+    assert "warning: fargate" not in err
     assert "warning: container 'c' is privileged, which Fargate does not allow" in err
 
 

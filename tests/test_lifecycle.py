@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.admission import APP_FLAGS, review
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
+from tests.support.serverlog import assert_each_server_named_once_per_event
 
 JSON = {"Content-Type": "application/json"}
 
@@ -55,6 +56,23 @@ def _read_response(conn: ssl.SSLSocket) -> tuple[int, bytes]:
             if len(rest) >= length:
                 return int(head.split(b" ", 2)[1]), rest[:length]
     raise AssertionError(f"connection closed before a whole response: {data!r}")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_each_servers_start_and_stop_is_logged_once_naming_the_server(
+    log_format: str, tmp_path: Path, cert_files: CertFiles
+) -> None:
+    with run_webhook(
+        tmp_path, *APP_FLAGS, f"--log-format={log_format}", certs=cert_files
+    ) as webhook:
+        assert webhook.stop(signal.SIGTERM) == 0
+    log = webhook.log()
+    if log_format == "json":
+        entries = [orjson.loads(line) for line in log.splitlines()]
+        log = "\n".join(f"x {e['logger']}: {e['message']}" for e in entries)
+        servers = [e["server"] for e in entries if e["logger"] == "uvicorn"]
+        assert servers == ["webhook", "metrics"] * 3
+    assert_each_server_named_once_per_event(log, webhook.url, webhook.metrics_url)
 
 
 def test_sigterm_answers_every_request_in_flight_then_exits_and_refuses_new_ones(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.server import CertFiles
 from webhook import __version__
 from webhook.cli import _long_options, build_parser, go_style, main
 from webhook.flags import settings_from_args, upstream_warnings
-from webhook.flagvalues import parse_duration
+from webhook.flagvalues import parse_duration, parse_size
 from webhook.settings import Settings, SettingsError
 
 
@@ -294,3 +296,114 @@ def test_no_subcommand_runs_serve_with_the_same_flags(
     args = ["-in-cluster=false", "-tls-cert", str(cert_files.cert), f"-tls-key={cert_files.key}"]
     assert main(args) == 2
     assert "pod-identity-webhook serve: cannot load in-cluster config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "expected"),
+    [
+        (["--shutdown-grace-period", "10x"], "--shutdown-grace-period", "e.g. 500ms, 60s, 1m30s"),
+        (["--max-request-bytes", "6 apples"], "--max-request-bytes", "6Mi, 6MiB"),
+        (["--port", "https"], "--port", "digits"),
+        (["--sts-regional-endpoint=maybe"], "--sts-regional-endpoint", "true or false"),
+    ],
+    ids=["duration", "size", "integer", "boolean"],
+)
+def test_bad_flag_syntax_prints_the_error_and_a_help_hint_not_the_usage(
+    argv: list[str], flag: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", *argv])
+    assert exit_info.value.code == 2
+    error, hint = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"pod-identity-webhook serve: {flag}: ")
+    assert repr(argv[-1].split("=")[-1]) in error
+    assert expected in error
+    assert hint == "Run 'pod-identity-webhook serve --help' for every flag and its form."
+
+
+def test_a_missing_required_flag_is_reported_the_same_short_way(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mutate"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "pod-identity-webhook mutate: the following arguments are required: -f/--filename",
+        "Run 'pod-identity-webhook mutate --help' for every flag and its form.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("6291456", 6 * 1024 * 1024),
+        ("6Mi", 6 * 1024 * 1024),
+        ("6MiB", 6 * 1024 * 1024),
+        ("6 MiB", 6 * 1024 * 1024),
+        ("32Ki", 32 * 1024),
+        ("32KiB", 32 * 1024),
+        ("1.5Mi", 1536 * 1024),
+        ("1Gi", 1024**3),
+        ("6M", 6_000_000),
+        ("6MB", 6_000_000),
+        ("100k", 100_000),
+        ("2048B", 2048),
+    ],
+)
+def test_sizes_are_read_as_the_docs_write_them(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "Mi", "6x", "6 Mi B", "1.5", "-1Mi"])
+def test_bad_sizes_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    "flag", ["--max-request-bytes", "--max-inflight-request-bytes", "--max-header-bytes"]
+)
+def test_every_size_flag_takes_units(flag: str) -> None:
+    attribute = flag.removeprefix("--").replace("-", "_")
+    assert getattr(settings_of(flag, "64Ki"), attribute) == 64 * 1024
+    assert getattr(settings_of(f"{flag}=64KiB"), attribute) == 64 * 1024
+    assert getattr(settings_of(flag, "65536"), attribute) == 64 * 1024
+
+
+def _help_sections(capsys: pytest.CaptureFixture[str], *command: str) -> dict[str, str]:
+    """--help's groups: the title line of each, and the flags listed under it."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    sections: dict[str, str] = {}
+    title = ""
+    for line in capsys.readouterr().out.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            title = line
+            sections[title] = ""
+        elif title:
+            sections[title] += line + "\n"
+    return sections
+
+
+def _section_of(sections: dict[str, str], flag: str) -> str:
+    (title,) = [t for t, body in sections.items() if re.search(rf"^  (-\w, )?{flag}\b", body, re.M)]
+    return title
+
+
+def test_serve_help_groups_flags_by_what_they_do(capsys: pytest.CaptureFixture[str]) -> None:
+    sections = _help_sections(capsys, "serve")
+    assert _section_of(sections, "--version") == "options:"
+    assert _section_of(sections, "--metrics-bind-address") == _section_of(
+        sections, "--metrics-port"
+    )
+    assert "metrics" in _section_of(sections, "--metrics-bind-address")
+    assert "bounds" not in _section_of(sections, "--metrics-bind-address")
+
+
+@pytest.mark.parametrize("command", ["mutate", "doctor"])
+def test_offline_commands_take_n_namespace_as_kubectl_does(command: str) -> None:
+    for flags in (["-n", "team-a"], ["--namespace", "team-a"], ["--namespace=team-a"]):
+        args = build_parser().parse_args([command, "-f", "pod.yaml", *flags])
+        assert args.pod_namespace == "team-a"
+        # the pod's namespace is not the webhook's own (serve --namespace, Settings.namespace)
+        assert settings_from_args(args).namespace == Settings().namespace

@@ -7,8 +7,10 @@ container that runs `/webhook --in-cluster=false --port=443 ...` starts the serv
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from webhook import __version__
 from webhook.commands import certs, doctor, mutate, oidc, serve
@@ -20,8 +22,25 @@ SUBCOMMAND_NAMES = tuple(module.__name__.rsplit(".", 1)[-1] for module in SUBCOM
 _TOP_LEVEL_ONLY = ("-h", "--help")
 
 
+# argparse words its messages "argument --flag: ..."; the flag alone reads better
+_ARGUMENT_PREFIX = re.compile(r"^argument ([^:]+): ")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """Reports a bad command line in two lines, the error and where the flags are described,
+    instead of argparse's usage: serve's usage alone is some 60 lines, and the error came last.
+    Exit code 2, as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        message = _ARGUMENT_PREFIX.sub(r"\1: ", message)
+        self.exit(
+            2, f"{self.prog}: {message}\nRun '{self.prog} --help' for every flag and its form.\n"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # subparsers are made of the parent's class, so every subcommand reports the same way
+    parser = CommandParser(
         prog="pod-identity-webhook",
         description="Mutating admission webhook that gives Kubernetes pods AWS IAM credentials "
         "(IRSA, EKS Pod Identity) and sends Fargate pods to the Fargate scheduler. "

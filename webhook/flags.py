@@ -13,15 +13,20 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from webhook.flagvalues import bool_flag
+from webhook.flagvalues import bool_flag, integer
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
 from webhook.serverflags import KLOG_DEBUG_VERBOSITY
 from webhook.settings import TLS_VERSION_SPELLINGS, Settings, validate
 
 
-def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that decide what a pod's patch is; shared by `serve` and `mutate`."""
+def add_mutation_arguments(parser: argparse.ArgumentParser, *, serving: bool = False) -> None:
+    """Flags that decide what a pod's patch is; shared by `serve`, `mutate` and `doctor`.
+
+    `serving`: the long-running server, which reloads the files these flags name when they
+    change and reads ServiceAccounts from the cluster unless given a file; the offline commands
+    read each file once."""
     d = Settings()
+    reloaded = "; reloaded when it changes" if serving else ""
     g = parser.add_argument_group("identity mutation")
     g.add_argument(
         "--annotation-prefix",
@@ -37,7 +42,7 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--token-expiration",
-        type=int,
+        type=integer,
         help=f"default token lifetime in seconds, at least {MIN_TOKEN_EXPIRATION_SECONDS} (default {d.token_expiration})",
     )
     g.add_argument(
@@ -52,21 +57,21 @@ def add_mutation_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--service-accounts-file",
         type=Path,
-        help="read ServiceAccounts from this YAML file (object, multi-document stream or v1 List) "
-        "instead of the cluster; reloaded when it changes",
+        help="read ServiceAccounts from this YAML file (object, multi-document stream or v1 List)"
+        + (" instead of the cluster" + reloaded if serving else ""),
     )
-    _add_container_credentials_arguments(g)
+    _add_container_credentials_arguments(g, reloaded)
     _add_role_composition_arguments(g)
-    _add_fargate_arguments(parser)
+    _add_fargate_arguments(parser, reloaded)
 
 
-def _add_container_credentials_arguments(g: argparse._ArgumentGroup) -> None:
+def _add_container_credentials_arguments(g: argparse._ArgumentGroup, reloaded: str) -> None:
     d = Settings()
     g.add_argument(
         "--watch-container-credentials-config",
         type=Path,
         help='JSON file {"identities":[{"namespace":..,"serviceAccount":..}]} of ServiceAccounts '
-        "that use EKS Pod Identity (container credentials); reloaded when it changes",
+        "that use EKS Pod Identity (container credentials)" + reloaded,
     )
     g.add_argument(
         "--container-credentials-audience",
@@ -106,14 +111,14 @@ def _add_role_composition_arguments(g: argparse._ArgumentGroup) -> None:
     )
 
 
-def _add_fargate_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_fargate_arguments(parser: argparse.ArgumentParser, reloaded: str) -> None:
     d = Settings()
     f = parser.add_argument_group("Fargate")
     f.add_argument(
         "--fargate-profiles",
         type=Path,
-        help="YAML list of Fargate profiles (as `eksctl get fargateprofile -o yaml` prints); "
-        "reloaded when it changes",
+        help="YAML list of Fargate profiles (as `eksctl get fargateprofile -o yaml` prints)"
+        + reloaded,
     )
     f.add_argument(
         "--fargate-scheduler-name",

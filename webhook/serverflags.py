@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from webhook.flagvalues import bool_flag, duration_flag, parse_duration
+from webhook.flagvalues import bool_flag, duration_flag, integer, size_flag
 from webhook.settings import Settings
 
 # klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
@@ -32,7 +32,10 @@ KLOG_VALUE_FLAGS = (
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the long-running server only."""
+    # upstream's --version; in the options group beside --help, as it stops like --help does
+    bool_flag(parser, "--version", "print the version and exit, as upstream's --version")
     _add_listening_arguments(parser)
+    _add_metrics_arguments(parser)
     _add_cluster_arguments(parser)
     _add_logging_arguments(parser)
     _add_upstream_arguments(parser)
@@ -47,12 +50,7 @@ def _add_listening_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to listen on (default: every interface, IPv6 and IPv4 on one dual-stack "
         "socket where the host has IPv6, else IPv4, as upstream's :PORT)",
     )
-    g.add_argument("--port", type=int, help=f"HTTPS port of the webhook (default {d.port})")
-    g.add_argument(
-        "--metrics-port",
-        type=int,
-        help=f"plain HTTP port for /metrics, /healthz and /readyz (default {d.metrics_port})",
-    )
+    g.add_argument("--port", type=integer, help=f"HTTPS port of the webhook (default {d.port})")
     g.add_argument("--tls-cert", type=Path, help=f"serving certificate, PEM (default {d.tls_cert})")
     g.add_argument("--tls-key", type=Path, help=f"serving key, PEM (default {d.tls_key})")
     g.add_argument(
@@ -70,16 +68,16 @@ def _add_listening_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="require webhook clients (kube-apiserver) to present a certificate signed by this CA",
     )
-    g.add_argument(
+    duration_flag(
+        g,
         "--shutdown-grace-period",
-        default=None,
-        type=parse_duration,
-        help="on SIGTERM, time given to in-flight requests before exit (default 10s)",
+        "on SIGTERM, time given to in-flight requests before exit (default 10s)",
     )
-    g.add_argument(
+    size_flag(
+        g,
         "--max-request-bytes",
-        type=int,
-        help=f"largest AdmissionReview body accepted (default {d.max_request_bytes})",
+        f"largest AdmissionReview body accepted, in bytes or with a unit such as 6Mi or 6MiB "
+        f"(default {d.max_request_bytes}, 6 MiB)",
     )
     duration_flag(
         g,
@@ -87,6 +85,28 @@ def _add_listening_arguments(parser: argparse.ArgumentParser) -> None:
         "longest time for one admission, body included: a body still arriving gets 408, a "
         "decision still running lets the pod through unchanged with a warning (default 5s; "
         "keep it under the webhook's timeoutSeconds)",
+    )
+
+
+def _add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
+    m = parser.add_argument_group("metrics, health and debugging (plain HTTP)")
+    m.add_argument(
+        "--metrics-port",
+        type=integer,
+        help=f"plain HTTP port for /metrics, /healthz and /readyz (default {d.metrics_port})",
+    )
+    m.add_argument(
+        "--metrics-bind-address",
+        help="address of the metrics port (/metrics, /healthz, /readyz and, with "
+        "--enable-debugging-handlers, /debug/alpha/cache); default: --bind-address. Set it to the "
+        "pod IP or 127.0.0.1 and allow the port only to Prometheus with a NetworkPolicy",
+    )
+    bool_flag(
+        m,
+        "--enable-debugging-handlers",
+        "serve GET /debug/alpha/cache on the metrics port: every cached ServiceAccount's role "
+        "ARN, to anyone who reaches that port (see --metrics-bind-address); off unless given",
     )
 
 
@@ -123,12 +143,6 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "no role, too many containers, or over the time budget (default: off, such pods are "
         "allowed unchanged; manifests/components/strict sets it)",
     )
-    bool_flag(
-        k,
-        "--enable-debugging-handlers",
-        "serve GET /debug/alpha/cache on the metrics port: every cached ServiceAccount's role "
-        "ARN, to anyone who reaches that port (see --metrics-bind-address); off unless given",
-    )
 
 
 def _add_logging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +159,7 @@ def _add_logging_arguments(parser: argparse.ArgumentParser) -> None:
         dest="verbosity",
         nargs="?",
         const=KLOG_DEBUG_VERBOSITY,
-        type=int,
+        type=integer,
         help=f"upstream's klog verbosity: {KLOG_DEBUG_VERBOSITY} or more (or a bare -v) "
         "is --log-level debug, less is info",
     )
@@ -174,7 +188,6 @@ def _add_upstream_arguments(parser: argparse.ArgumentParser) -> None:
     )
     u.add_argument("--service-name", help=f"not used (default {d.service_name})")
     u.add_argument("--tls-secret", help=f"not used (default {d.tls_secret})")
-    bool_flag(u, "--version", "print the version and exit, as upstream's --version")
 
 
 def add_bounds_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,43 +195,39 @@ def add_bounds_arguments(parser: argparse.ArgumentParser) -> None:
     d = Settings()
     b = parser.add_argument_group("bounds on what clients control")
     b.add_argument(
-        "--metrics-bind-address",
-        help="address of the metrics port (/metrics, /healthz, /readyz and, with "
-        "--enable-debugging-handlers, /debug/alpha/cache); default: --bind-address. Set it to the "
-        "pod IP or 127.0.0.1 and allow the port only to Prometheus with a NetworkPolicy",
-    )
-    b.add_argument(
         "--max-connections",
-        type=int,
+        type=integer,
         help="open webhook connections, TLS handshakes included; further ones are closed at "
         f"accept, before any TLS (default {d.max_connections}; needs as many file descriptors)",
     )
     b.add_argument(
         "--max-concurrent-requests",
-        type=int,
+        type=integer,
         help="requests being answered at once; more wait, unread, for a slot "
         f"(default {d.max_concurrent_requests})",
     )
-    b.add_argument(
+    size_flag(
+        b,
         "--max-inflight-request-bytes",
-        type=int,
-        help="request bodies being answered at once, in bytes by Content-Length; more wait, "
-        f"unread, for room; one request always runs (default {d.max_inflight_request_bytes})",
+        "request bodies being answered at once, by Content-Length, in bytes or with a unit "
+        "such as 8Mi; more wait, unread, for room; one request always runs "
+        f"(default {d.max_inflight_request_bytes}, 8 MiB)",
     )
     b.add_argument(
         "--max-pipelined-requests",
-        type=int,
+        type=integer,
         help="requests read ahead on one connection while an earlier one is answered; past it "
         f"the connection is not read (default {d.max_pipelined_requests})",
     )
-    b.add_argument(
+    size_flag(
+        b,
         "--max-header-bytes",
-        type=int,
-        help=f"request line and headers of one request; more gets 431 (default {d.max_header_bytes})",
+        "request line and headers of one request, in bytes or with a unit such as 32Ki; more "
+        f"gets 431 (default {d.max_header_bytes}, 32 KiB)",
     )
     b.add_argument(
         "--max-header-count",
-        type=int,
+        type=integer,
         help=f"headers in one request; more gets 431 (default {d.max_header_count})",
     )
     duration_flag(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from webhook.certs import issue, service_dns_names
+from webhook.flagvalues import integer
 
 
 def register(subparsers: Any) -> None:
@@ -39,10 +40,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dns", action="append", default=[], help="extra DNS name (repeatable)")
     parser.add_argument("--ip", action="append", default=[], help="extra IP address (repeatable)")
     parser.add_argument(
-        "--days", type=int, default=365, help="serving certificate validity in days (default 365)"
+        "--days",
+        type=integer,
+        default=365,
+        help="serving certificate validity in days (default 365)",
     )
     parser.add_argument(
-        "--ca-days", type=int, default=3650, help="CA validity in days (default 3650)"
+        "--ca-days", type=integer, default=3650, help="CA validity in days (default 3650)"
     )
     parser.add_argument(
         "--key-algorithm",

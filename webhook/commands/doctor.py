@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from webhook import __version__
-from webhook.commands.mutate import InputError, build_mutator, pod_template, read_documents
+from webhook.commands.mutate import (
+    InputError,
+    add_namespace_argument,
+    build_mutator,
+    pod_template,
+    read_documents,
+)
 from webhook.doctor.diagnosis import Evidence, diagnose
 from webhook.doctor.inputs import (
     DoctorInputError,
@@ -40,9 +46,7 @@ def register(subparsers: Any) -> None:
         "2: bad input.",
     )
     parser.add_argument("-f", "--filename", required=True, help="Pod or workload, YAML or JSON")
-    parser.add_argument(
-        "-n", "--pod-namespace", help="namespace when the object names none (default: default)"
-    )
+    add_namespace_argument(parser)
     parser.add_argument(
         "--kubeconfig", type=Path, help="read the pod's ServiceAccount from this cluster"
     )

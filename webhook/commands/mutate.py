@@ -42,6 +42,30 @@ class InputError(ValueError):
     pass
 
 
+def add_namespace_argument(parser: argparse.ArgumentParser) -> None:
+    """`-n/--namespace` as kubectl spells it; `--pod-namespace`, its first name, still works.
+    The dest is not `namespace`: Settings.namespace is the webhook's own (serve --namespace)."""
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        "--pod-namespace",
+        dest="pod_namespace",
+        default=None,
+        metavar="NAMESPACE",
+        help="namespace of objects that do not name one (default: default)",
+    )
+
+
+def service_account_sources(settings: Settings, documents: list[JsonObject], where: str) -> str:
+    """Where the ServiceAccounts came from, as the unchanged-pod warning names them."""
+    sources = []
+    if settings.service_accounts_file is not None:
+        sources.append(f"--service-accounts-file {settings.service_accounts_file}")
+    if any(doc.get("kind") == "ServiceAccount" for doc in documents):
+        sources.append(where)
+    return " or ".join(sources)
+
+
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "mutate",
@@ -51,13 +75,7 @@ def register(subparsers: Any) -> None:
         "from --service-accounts-file and from ServiceAccount documents in the input itself.",
     )
     parser.add_argument("-f", "--filename", required=True, help="YAML or JSON input; - for stdin")
-    parser.add_argument(
-        "-n",
-        "--pod-namespace",
-        dest="pod_namespace",
-        default=None,
-        help="namespace of objects that do not name one (default: default)",
-    )
+    add_namespace_argument(parser)
     parser.add_argument(
         "-o",
         "--output",
@@ -81,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
         if not objects:
             raise InputError(f"{args.filename}: no Pod or workload found")
+        sources = service_account_sources(settings, documents, f"-f {args.filename}")
         outputs: list[Any] = []
         for index, obj in enumerate(objects):
             ops, warnings = preview(
@@ -88,15 +107,22 @@ def run(args: argparse.Namespace) -> int:
                 obj,
                 default_namespace=args.pod_namespace or "default",
                 where=f"{args.filename}: document {index + 1}",
+                sources=sources,
             )
+            notes: tuple[str, ...] = ()
             if profiles is not None:
-                fargate_ops, fargate_warnings = preview_fargate(
+                fargate = preview_fargate(
                     settings,
                     profiles,
                     jsonpatch.apply_patch(obj, ops),
                     default_namespace=args.pod_namespace or "default",
                 )
-                ops, warnings = ops + fargate_ops, warnings + fargate_warnings
+                ops, warnings = ops + fargate.ops, warnings + fargate.warnings
+                notes = (fargate.placement,)
+            # where the pod would run is information; a warning is what kube-apiserver would
+            # show the user (docs/fargate.md, "Preview")
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
             for warning in warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             outputs.append(ops if args.output == "patch" else jsonpatch.apply_patch(obj, ops))
@@ -141,25 +167,40 @@ def pod_template(obj: JsonObject, *, default_namespace: str, where: str) -> PodT
 
 
 def preview(
-    mutator: PodMutator, obj: JsonObject, *, default_namespace: str, where: str
+    mutator: PodMutator,
+    obj: JsonObject,
+    *,
+    default_namespace: str,
+    where: str,
+    sources: str = "",
 ) -> tuple[list[PatchOp], tuple[str, ...]]:
+    """`sources`: where the ServiceAccounts were read from ("" when nowhere)."""
     namespace, pod, pointer = pod_template(obj, default_namespace=default_namespace, where=where)
     result = mutator.mutate_now(pod, namespace)
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
-    return ops, result.warnings + _unmutated_warnings(result)
+    return ops, result.warnings + _unmutated_warnings(result, sources)
 
 
-def _unmutated_warnings(result: Answer) -> tuple[str, ...]:
+def _unmutated_warnings(result: Answer, sources: str) -> tuple[str, ...]:
     """The most common surprise: the pod comes back unchanged because its ServiceAccount was
-    not in the given source or carries no role annotation. Say which one was looked for."""
+    not in the given source or carries no role annotation. Say which sources were read."""
     if result.outcome is Outcome.NOT_FOUND:
-        return (
-            f"ServiceAccount {result.detail} not found in --service-accounts-file or "
-            "the input; the pod is unchanged",
+        where = (
+            f"not found in {sources}"
+            if sources
+            else "not found: no --service-accounts-file was given and the input holds no "
+            "ServiceAccount"
         )
+        return (f"ServiceAccount {result.detail} {where}; the pod is unchanged",)
     if result.outcome is Outcome.NO_ROLE:
         return (f"ServiceAccount {result.detail} has no role-arn annotation; the pod is unchanged",)
     return ()
+
+
+class FargatePreview(NamedTuple):
+    ops: list[PatchOp]
+    placement: str  # where the pod would run: information, not a warning
+    warnings: tuple[str, ...]
 
 
 def preview_fargate(
@@ -168,7 +209,7 @@ def preview_fargate(
     obj: JsonObject,
     *,
     default_namespace: str,
-) -> tuple[list[PatchOp], tuple[str, ...]]:
+) -> FargatePreview:
     """The Fargate part, computed on the object the identity patch produced (as kube-apiserver
     would call /mutate-fargate after /mutate); a DaemonSet's pods are never Fargate's."""
     kind = obj.get("kind")
@@ -178,7 +219,7 @@ def preview_fargate(
         template = template[token]
     namespace = (obj.get("metadata") or {}).get("namespace") or default_namespace
     if kind == "DaemonSet":
-        return [], ("fargate: DaemonSet pods are never scheduled on Fargate",)
+        return FargatePreview([], "fargate: DaemonSet pods are never scheduled on Fargate", ())
     result = schedule_on_fargate(
         template, namespace, profiles=profiles, scheduler_name=settings.fargate_scheduler_name
     )
@@ -186,7 +227,7 @@ def preview_fargate(
         f" (profile {result.detail!r})" if result.detail else ""
     )
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
-    return ops, (where, *result.warnings)
+    return FargatePreview(ops, where, result.warnings)
 
 
 def read_documents(filename: str) -> list[JsonObject]:

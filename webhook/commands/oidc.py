@@ -13,6 +13,7 @@ from typing import Any
 
 from webhook.certs import new_key, pem_private_key
 from webhook.commands.certs import write_file
+from webhook.flagvalues import integer
 from webhook.oidc.discovery import DISCOVERY_PATH, JWKS_FILE, discovery_document, parse_issuer
 from webhook.oidc.errors import OidcInputError
 from webhook.oidc.jwks import key_set
@@ -66,7 +67,11 @@ def _register_keygen(actions: Any) -> None:
         "--algorithm", choices=("rsa", "ecdsa"), default="rsa", help="RSA (default) or ECDSA P-256"
     )
     keygen.add_argument(
-        "--rsa-bits", type=int, choices=(2048, 4096), default=2048, help="RSA size (default 2048)"
+        "--rsa-bits",
+        type=integer,
+        choices=(2048, 4096),
+        default=2048,
+        help="RSA size (default 2048)",
     )
     keygen.add_argument("--force", action="store_true", help="overwrite existing keys")
 
@@ -123,7 +128,7 @@ def _register_token(actions: Any) -> None:
         help=f"audience (repeatable; default {STS_AUDIENCE})",
     )
     token.add_argument(
-        "--expiration", type=int, default=3600, help="lifetime in seconds (default 3600)"
+        "--expiration", type=integer, default=3600, help="lifetime in seconds (default 3600)"
     )
     token.add_argument("--uid", help="ServiceAccount uid claim (default: a random UUID)")
 

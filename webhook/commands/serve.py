@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         "/metrics, /healthz and /readyz on http://BIND:METRICS_PORT. Takes every flag of "
         "upstream's /webhook (and klog's), as --flag, -flag, --flag=value or --flag value.",
     )
-    add_mutation_arguments(parser)
+    add_mutation_arguments(parser, serving=True)
     add_server_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -20,6 +20,7 @@ from webhook.server.app import WebhookApp, build_metrics_app
 from webhook.server.connections import ensure_file_descriptors
 from webhook.server.internals import missing_internals
 from webhook.server.listen import describe, listening_sockets
+from webhook.server.serverlogs import serve_as, server_names
 from webhook.server.servers import FALLBACK_WARNING, fallback_servers
 from webhook.server.service import WebhookService
 from webhook.server.tls import CertificateReloader, build_server_context
@@ -102,12 +103,14 @@ async def run_servers(service: WebhookService, *, missing: Sequence[str] | None 
             describe(webhook_sockets),
             describe(metrics_sockets),
         )
-        serving = asyncio.gather(
-            webhook.serve(sockets=webhook_sockets), metrics.serve(sockets=metrics_sockets)
-        )
-        if missing:
-            await _take_back_signals(loop, servers, serving)
-        await serving
+        with server_names():  # uvicorn's lines say which of the two servers they are about
+            serving = asyncio.gather(
+                serve_as("webhook", "https", webhook, webhook_sockets),
+                serve_as("metrics", "http", metrics, metrics_sockets),
+            )
+            if missing:
+                await _take_back_signals(loop, servers, serving)
+            await serving
         if not webhook.started or not metrics.started:
             raise OSError("a server could not start (is the port in use?); see the log above")
     finally:

@@ -81,6 +81,7 @@ def test_apiserver_restart(plane: ControlPlane, webhook: RunningWebhook, namespa
     from tests.e2e.controlplane import START_TIMEOUT, wait_ready
 
     wait_ready(plane, "kube-apiserver", START_TIMEOUT)
+    _wait_authorized(plane, plane.admin_kubeconfig)
     # what changed after the restart reaches the cache through the new list and watch
     plane.kubectl(
         "annotate",
@@ -130,6 +131,9 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
         compacted = plane.compact_etcd()
         second_url, second = plane.start_second_apiserver()
         lists_before = len(service_account_lists(plane, 0))
+        # a joining API server answers /readyz before its RBAC cache has every binding; a
+        # balancer's health check waits for that too (else the webhook's LIST gets a 403)
+        _wait_authorized(plane, _kubeconfig_for(plane, second_url, tmp_path))
         balancer.target = second_url
         first.stop()
         try:
@@ -233,3 +237,20 @@ def test_a_late_watch_event_is_covered_by_the_grace_period_get(
         and e["objectRef"].get("namespace") == namespace
     ]
     assert gets and gets[0]["responseStatus"]["code"] == 200, gets
+
+
+def _wait_authorized(plane: ControlPlane, kubeconfig: Any) -> None:
+    def allowed() -> bool:
+        answer = plane.kubectl(
+            "auth",
+            "can-i",
+            "list",
+            "serviceaccounts",
+            "--all-namespaces",
+            f"--as={deployment.USERNAME}",
+            kubeconfig=kubeconfig,
+            check=False,
+        )
+        return answer.stdout.strip() == "yes"
+
+    eventually(allowed, timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.controlplane import ControlPlane
@@ -59,14 +60,64 @@ def pod(
     return body
 
 
-def create(plane: ControlPlane, obj: dict[str, Any], *args: str) -> str:
+def create(
+    plane: ControlPlane, obj: dict[str, Any], *args: str, kubeconfig: Path | None = None
+) -> str:
     """kubectl create; returns what kubectl printed on stderr (warnings)."""
-    result = plane.kubectl("create", "-f", "-", *args, stdin=json.dumps(obj))
+    result = plane.kubectl("create", "-f", "-", *args, stdin=json.dumps(obj), kubeconfig=kubeconfig)
     return result.stderr
 
 
-def stored_pod(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
-    return plane.get_json("pod", name, "-n", namespace)
+def stored_pod(
+    plane: ControlPlane, namespace: str, name: str, *, kubeconfig: Path | None = None
+) -> dict[str, Any]:
+    text = plane.kubectl("get", "pod", name, "-n", namespace, "-o", "json", kubeconfig=kubeconfig)
+    stored: dict[str, Any] = json.loads(text.stdout)
+    return stored
+
+
+def set_role(
+    plane: ControlPlane,
+    namespace: str,
+    account: str,
+    role: str | None,
+    *,
+    kubeconfig: Path | None = None,
+) -> None:
+    """Annotates the ServiceAccount with this role ARN, or removes the annotation (None)."""
+    change = f"eks.amazonaws.com/role-arn={role}" if role else "eks.amazonaws.com/role-arn-"
+    plane.kubectl(
+        "annotate",
+        "serviceaccount",
+        account,
+        "-n",
+        namespace,
+        change,
+        "--overwrite",
+        kubeconfig=kubeconfig,
+    )
+
+
+def new_pods(
+    plane: ControlPlane,
+    namespace: str,
+    account: str,
+    prefix: str,
+    *,
+    kubeconfig: Path | None = None,
+) -> Callable[[], str | None]:
+    """Each call creates one more pod of this ServiceAccount and returns the AWS_ROLE_ARN its
+    first container was stored with (None when it got none)."""
+    counter = iter(range(1000))
+
+    def role_of_next_pod() -> str | None:
+        name = f"{prefix}-{next(counter)}"
+        create(plane, pod(name, namespace, account), kubeconfig=kubeconfig)
+        stored = stored_pod(plane, namespace, name, kubeconfig=kubeconfig)
+        role: str | None = env_of(stored["spec"]["containers"][0]).get("AWS_ROLE_ARN")
+        return role
+
+    return role_of_next_pod
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,10 @@ from tests.e2e.objects import (
     env_of,
     eventually,
     mounts_of,
+    new_pods,
     pod,
     service_account,
+    set_role,
     stored_pod,
     token_source,
 )
@@ -251,30 +253,11 @@ def test_pods_follow_each_change_of_their_service_account(
 ) -> None:
     other = "arn:aws:iam::111122223333:role/e2e-writer"
     create(plane, service_account("changing", namespace, role_arn=ROLE))
-    counter = iter(range(100))
-
-    def role_of_next_pod() -> str | None:
-        name = f"p{next(counter)}"
-        create(plane, pod(name, namespace, "changing"))
-        role: str | None = env_of(stored_pod(plane, namespace, name)["spec"]["containers"][0]).get(
-            "AWS_ROLE_ARN"
-        )
-        return role
-
+    role_of_next_pod = new_pods(plane, namespace, "changing", "p")
     assert role_of_next_pod() == ROLE
-    plane.kubectl(
-        "annotate",
-        "serviceaccount",
-        "changing",
-        "-n",
-        namespace,
-        f"eks.amazonaws.com/role-arn={other}",
-        "--overwrite",
-    )
+    set_role(plane, namespace, "changing", other)
     eventually(lambda: role_of_next_pod() == other)
-    plane.kubectl(
-        "annotate", "serviceaccount", "changing", "-n", namespace, "eks.amazonaws.com/role-arn-"
-    )
+    set_role(plane, namespace, "changing", None)
     eventually(lambda: role_of_next_pod() is None)
 
     # deleted: kube-apiserver's own ServiceAccount plugin refuses its pods; created again with

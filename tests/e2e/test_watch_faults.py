@@ -3,19 +3,30 @@ resourceVersion that etcd compacted away (docs/cluster.md "Sources", "Back-off",
 
 from __future__ import annotations
 
-import json
+import datetime
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e import deployment
 from tests.e2e.balancer import run_balancer
 from tests.e2e.conftest import deployed
-from tests.e2e.controlplane import ControlPlane
-from tests.e2e.objects import ROLE, create, env_of, eventually, pod, service_account, stored_pod
+from tests.e2e.controlplane import START_TIMEOUT, ControlPlane, kubeconfig, wait_ready
+from tests.e2e.objects import (
+    ROLE,
+    create,
+    env_of,
+    eventually,
+    new_pods,
+    pod,
+    service_account,
+    set_role,
+    stored_pod,
+)
 from tests.support.server import CertFiles, RunningWebhook
 
 pytestmark = pytest.mark.usefixtures("identity")
@@ -59,8 +70,6 @@ def service_account_lists(plane: ControlPlane, since: float) -> list[dict[str, A
 
 
 def _epoch(stamp: str) -> float:
-    import datetime
-
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -78,31 +87,12 @@ def test_apiserver_restart(plane: ControlPlane, webhook: RunningWebhook, namespa
     assert httpx.get(webhook.metrics_url + "/healthz", timeout=5).status_code == 200
     assert httpx.get(webhook.metrics_url + "/readyz", timeout=5).status_code == 200
     apiserver.start()
-    from tests.e2e.controlplane import START_TIMEOUT, wait_ready
-
     wait_ready(plane, "kube-apiserver", START_TIMEOUT)
     _wait_authorized(plane, plane.admin_kubeconfig)
     # what changed after the restart reaches the cache through the new list and watch
-    plane.kubectl(
-        "annotate",
-        "serviceaccount",
-        "reader",
-        "-n",
-        namespace,
-        f"eks.amazonaws.com/role-arn={OTHER}",
-        "--overwrite",
-    )
-    counter = iter(range(100))
-
-    def role_of_next_pod() -> bool:
-        name = f"after-{next(counter)}"
-        create(plane, pod(name, namespace, "reader"))
-        return (
-            env_of(stored_pod(plane, namespace, name)["spec"]["containers"][0]).get("AWS_ROLE_ARN")
-            == OTHER
-        )
-
-    eventually(role_of_next_pod, timeout=40, every=1)
+    set_role(plane, namespace, "reader", OTHER)
+    role_of_next_pod = new_pods(plane, namespace, "reader", "after")
+    eventually(lambda: role_of_next_pod() == OTHER, timeout=40, every=1)
     assert restarts(webhook, "error") + restarts(webhook, "closed") > errors_before
     elapsed = time.time() - started
     lists = service_account_lists(plane, started)
@@ -133,54 +123,26 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
         lists_before = len(service_account_lists(plane, 0))
         # a joining API server answers /readyz before its RBAC cache has every binding; a
         # balancer's health check waits for that too (else the webhook's LIST gets a 403)
-        _wait_authorized(plane, _kubeconfig_for(plane, second_url, tmp_path))
+        second_config = _kubeconfig_for(plane, second_url, tmp_path)
+        _wait_authorized(plane, second_config)
         balancer.target = second_url
         first.stop()
         try:
             # the webhook's watch ended cleanly at the first API server; its re-watch from
             # the resourceVersion it had reaches the second one, whose history begins after
             # the compaction: 410, counted as expired, then exactly one LIST
-            second_config = _kubeconfig_for(plane, second_url, tmp_path)
-            plane.kubectl(
-                "annotate",
-                "serviceaccount",
-                "reader",
-                "-n",
-                namespace,
-                f"eks.amazonaws.com/role-arn={OTHER}",
-                "--overwrite",
-                kubeconfig=second_config,
-            )
+            set_role(plane, namespace, "reader", OTHER, kubeconfig=second_config)
             eventually(lambda: restarts(webhook, "expired") == 1, timeout=30)
-            counter = iter(range(100))
-
-            def follows() -> bool:
-                name = f"moved-{next(counter)}"
-                text = json.dumps(pod(name, namespace, "reader"))
-                plane.kubectl("create", "-f", "-", stdin=text, kubeconfig=second_config)
-                stored = json.loads(
-                    plane.kubectl(
-                        "get",
-                        "pod",
-                        name,
-                        "-n",
-                        namespace,
-                        "-o",
-                        "json",
-                        kubeconfig=second_config,
-                    ).stdout
-                )
-                return env_of(stored["spec"]["containers"][0]).get("AWS_ROLE_ARN") == OTHER
-
-            eventually(follows, timeout=30, every=0.5)
+            role_of_next_pod = new_pods(
+                plane, namespace, "reader", "moved", kubeconfig=second_config
+            )
+            eventually(lambda: role_of_next_pod() == OTHER, timeout=30, every=0.5)
             assert restarts(webhook, "error") + restarts(webhook, "closed") == 0
             assert len(service_account_lists(plane, 0)) - lists_before == 1
             assert compacted > 0
             assert any(target == second_url for target, _ in balancer.requests)
         finally:
             first.start()
-            from tests.e2e.controlplane import START_TIMEOUT, wait_ready
-
             wait_ready(plane, "kube-apiserver", START_TIMEOUT)
             second.stop()
 
@@ -195,10 +157,6 @@ def _mutated(plane: ControlPlane, namespace: str, name: str) -> bool:
 
 
 def _kubeconfig_for(plane: ControlPlane, url: str, directory: Any) -> Any:
-    import yaml
-
-    from tests.e2e.controlplane import kubeconfig
-
     path = directory / "second.kubeconfig"
     user = {"client-certificate": str(plane.pki.admin_cert), "client-key": str(plane.pki.admin_key)}
     path.write_text(yaml.safe_dump(kubeconfig(url, plane.pki.ca, user)))

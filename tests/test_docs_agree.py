@@ -292,7 +292,7 @@ def _our_command(words: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
     rest = words[1:]
     if not rest or (rest[0],) not in paths:
         return ("serve",), rest  # no subcommand: serve's flags, as upstream's /webhook
-    path = (rest[0],)
+    path: tuple[str, ...] = (rest[0],)
     if len(rest) > 1 and (rest[0], rest[1]) in paths:
         path = (rest[0], rest[1])
     return path, rest[len(path) :]

@@ -31,7 +31,7 @@ if [[ -x .venv/bin/pod-identity-webhook ]]; then
 elif command -v pod-identity-webhook >/dev/null 2>&1; then
   WEBHOOK_CLI=pod-identity-webhook
 else
-  fail "pod-identity-webhook is not installed (run make lint or pip install -e .)"
+  fail "pod-identity-webhook is not installed (run make .venv/.installed, as docs/deploy.md says)"
 fi
 
 WORK="$(mktemp -d)"

@@ -43,7 +43,15 @@ BUILDS = (
     "hack/kind",
 )
 # every optional component, each built on the cert-manager overlay as an operator would add it
-COMPONENTS = ("fargate", "monitoring", "network-policy", "strict")
+COMPONENTS = ("fargate", "monitoring", "network-policy", "region", "strict")
+# What an operator's overlay must add to a component, as its comment says
+COMPONENT_SETTINGS = {
+    "region": (
+        "patches:\n  - patch: |-\n      apiVersion: v1\n      kind: ConfigMap\n"
+        "      metadata: {name: pod-identity-webhook-region, namespace: pod-identity-webhook}\n"
+        "      data: {region: eu-west-1}\n"
+    ),
+}
 COMPONENT_BUILDS = tuple(f"with-component/{name}" for name in COMPONENTS)
 ALL_BUILDS = BUILDS + COMPONENT_BUILDS
 DEPLOYABLE = ALL_BUILDS[1:]  # base has no certificate on purpose
@@ -87,7 +95,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (overlay / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             "resources: [../../manifests/overlays/cert-manager]\n"
-            f"components: [../../manifests/components/{name}]\n"
+            f"components: [../../manifests/components/{name}]\n" + COMPONENT_SETTINGS.get(name, "")
         )
     return root
 
@@ -114,17 +122,32 @@ def container(objects: Objects) -> dict[str, Any]:
     return dict(only)
 
 
+def env_value(objects: Objects, var: dict[str, Any]) -> str:
+    """What kubelet puts in an env var: a fieldRef of the ones the manifests use, or a key of a
+    ConfigMap in the same build (which must hold it, or the container would not start)."""
+    source = var["valueFrom"]
+    if "fieldRef" in source:
+        deployment = one(objects, "Deployment")
+        fields = {
+            "metadata.namespace": deployment["metadata"]["namespace"],
+            "status.podIP": "10.0.0.7",
+        }
+        return fields[source["fieldRef"]["fieldPath"]]
+    ref = source["configMapKeyRef"]
+    data = one(objects, "ConfigMap", ref["name"]).get("data") or {}
+    assert ref["key"] in data, f"ConfigMap {ref['name']} has no key {ref['key']}"
+    return str(data[ref["key"]])
+
+
 def serve_settings(objects: Objects) -> Settings:
-    deployment = one(objects, "Deployment")
     spec = container(objects)
     env = {e["name"]: e for e in spec.get("env", [])}
     args = []
-    # kubelet expands $(VAR) from the container env; the manifests only use these fieldRefs
-    values = {"metadata.namespace": deployment["metadata"]["namespace"], "status.podIP": "10.0.0.7"}
+    # kubelet expands $(VAR) from the container env
     for arg in spec["args"]:
         for name, var in env.items():
             if f"$({name})" in arg:
-                arg = arg.replace(f"$({name})", values[var["valueFrom"]["fieldRef"]["fieldPath"]])
+                arg = arg.replace(f"$({name})", env_value(objects, var))
         args.append(arg)
     assert args[0] == "serve"
     return settings_from_args(build_parser().parse_args(args))

@@ -132,7 +132,7 @@ def env_value(objects: Objects, var: dict[str, Any]) -> str:
             "metadata.namespace": deployment["metadata"]["namespace"],
             "status.podIP": "10.0.0.7",
         }
-        return fields[source["fieldRef"]["fieldPath"]]
+        return str(fields[source["fieldRef"]["fieldPath"]])
     ref = source["configMapKeyRef"]
     data = one(objects, "ConfigMap", ref["name"]).get("data") or {}
     assert ref["key"] in data, f"ConfigMap {ref['name']} has no key {ref['key']}"

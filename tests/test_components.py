@@ -215,6 +215,19 @@ def test_grafana_dashboard_charts_metrics_the_webhook_exports(
     } <= charted
 
 
+def test_every_alert_selects_the_webhooks_namespace(built: dict[str, Objects]) -> None:
+    namespace = one(built[MONITORING], "Deployment")["metadata"]["namespace"]
+    (group,) = rule_group(built)["groups"]
+    for rule in group["rules"]:
+        expr = re.sub(
+            r'"[^"]*"', lambda m: m.group(0).replace("{", "").replace("}", ""), rule["expr"]
+        )
+        selectors = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?", expr)
+        for name, labels in selectors:
+            if name in metric_names(rule["expr"]):
+                assert f'namespace="{namespace}"' in labels, (rule["alert"], name)
+
+
 def test_metric_name_reader_sees_through_promql() -> None:
     expr = 'sum by (code) (rate(a_total{code!~"2..", x="y z"}[5m])) / on (job) b - time()'
     assert metric_names(expr) == {"a_total", "b"}

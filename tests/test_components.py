@@ -24,6 +24,7 @@ from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     Objects,
     built,
     container,
+    kustomize,
     one,
     serve_settings,
     workspace,
@@ -214,6 +215,19 @@ def test_grafana_dashboard_charts_metrics_the_webhook_exports(
     } <= charted
 
 
+def test_every_alert_selects_the_webhooks_namespace(built: dict[str, Objects]) -> None:
+    namespace = one(built[MONITORING], "Deployment")["metadata"]["namespace"]
+    (group,) = rule_group(built)["groups"]
+    for rule in group["rules"]:
+        expr = re.sub(
+            r'"[^"]*"', lambda m: m.group(0).replace("{", "").replace("}", ""), rule["expr"]
+        )
+        selectors = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?", expr)
+        for name, labels in selectors:
+            if name in metric_names(rule["expr"]):
+                assert f'namespace="{namespace}"' in labels, (rule["alert"], name)
+
+
 def test_metric_name_reader_sees_through_promql() -> None:
     expr = 'sum by (code) (rate(a_total{code!~"2..", x="y z"}[5m])) / on (job) b - time()'
     assert metric_names(expr) == {"a_total", "b"}
@@ -240,3 +254,48 @@ def test_network_policy_opens_admission_to_all_and_metrics_to_monitoring(
     assert by_port["metrics"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
+
+
+# -- region (clusters outside AWS, docs/self-hosted.md section 6) -----------------------------
+
+REGION = "with-component/region"
+
+
+def test_region_component_gives_pods_the_region_and_regional_sts(
+    built: dict[str, Objects],
+) -> None:
+    settings = serve_settings(built[REGION])
+    assert settings.aws_default_region == "eu-west-1"  # the operator's patch, through $(VAR)
+    assert settings.sts_regional_endpoint is True
+    for build in ("manifests/overlays/cert-manager", "manifests/base"):
+        assert serve_settings(built[build]).aws_default_region == ""
+        assert serve_settings(built[build]).sts_regional_endpoint is False
+
+
+def test_region_component_alone_names_a_key_that_must_be_set(workspace: Path) -> None:
+    # without the operator's region the key is missing: new webhook pods do not start
+    # (CreateContainerConfigError) rather than hand every pod a wrong region
+    overlay = workspace / "region-unset"
+    overlay.mkdir(exist_ok=True)
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../manifests/overlays/cert-manager]\n"
+        "components: [../manifests/components/region]\n"
+    )
+    objects = kustomize(overlay)
+    (var,) = [e for e in container(objects)["env"] if e["name"] == "PODS_AWS_REGION"]
+    ref = var["valueFrom"]["configMapKeyRef"]
+    assert ref.get("optional") is not True
+    assert ref["key"] not in (one(objects, "ConfigMap", ref["name"]).get("data") or {})
+
+
+def test_self_hosted_guides_region_overlay_renders(workspace: Path) -> None:
+    guide = (ROOT / "docs/self-hosted.md").read_text()
+    section = guide.split("## 6.", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"<!-- check: yaml -->\n```yaml\n(.*?)```", section, re.DOTALL)
+    overlay = workspace / "guide-region"
+    overlay.mkdir(exist_ok=True)
+    (overlay / "kustomization.yaml").write_text(
+        block.replace("../pod-identity-webhook/manifests", "../manifests")
+    )
+    settings = serve_settings(kustomize(overlay))
+    assert (settings.aws_default_region, settings.sts_regional_endpoint) == ("eu-west-1", True)

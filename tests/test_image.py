@@ -41,8 +41,8 @@ ROLE = "arn:aws:iam::111122223333:role/app"
 JSON = {"Content-Type": "application/json"}
 GRACE_SECONDS = 10  # the manifests' --shutdown-grace-period
 CERTS = "/etc/webhook/certs"
-# the Deployment's container, minus what needs a cluster: --namespace/--watch-config-map read
-# ConfigMaps from the API server, so a file of ServiceAccounts stands in for it here
+# the Deployment's container, minus what needs a cluster: --namespace names where the cluster
+# is watched from, so a file of ServiceAccounts stands in for the cluster here
 DEPLOYMENT_ARGS = [
     "serve",
     "--port=8443",

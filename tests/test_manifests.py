@@ -43,12 +43,46 @@ BUILDS = (
     "hack/kind",
 )
 # every optional component, each built on the cert-manager overlay as an operator would add it
-COMPONENTS = ("fargate", "monitoring", "network-policy", "strict")
+COMPONENTS = (
+    "config-map",
+    "fargate",
+    "host-network",
+    "monitoring",
+    "network-policy",
+    "region",
+    "strict",
+)
+OVERLAYS = ("cert-manager", "selfsigned", "strict")
+# What an operator's overlay must add to a component, as its comment says
+COMPONENT_SETTINGS = {
+    "region": (
+        "patches:\n  - patch: |-\n      apiVersion: v1\n      kind: ConfigMap\n"
+        "      metadata: {name: pod-identity-webhook-region, namespace: pod-identity-webhook}\n"
+        "      data: {region: eu-west-1}\n"
+    ),
+}
 COMPONENT_BUILDS = tuple(f"with-component/{name}" for name in COMPONENTS)
 ALL_BUILDS = BUILDS + COMPONENT_BUILDS
 DEPLOYABLE = ALL_BUILDS[1:]  # base has no certificate on purpose
 STRICT = ("manifests/overlays/strict", "with-component/strict")
 FARGATE = ("hack/kind", "with-component/fargate")
+HOST_NETWORK = ("with-component/host-network",)
+CONFIG_MAP = ("with-component/config-map",)
+
+
+def combination_builds() -> tuple[str, ...]:
+    """Every overlay with each component, with all of them, and every pair of components on
+    the cert-manager overlay: what an operator may put together must build and hold together."""
+    names = []
+    for overlay in OVERLAYS:
+        names += [f"combined/{overlay}/{c}" for c in COMPONENTS if c != overlay]
+        names.append(f"combined/{overlay}/all")
+    for index, first in enumerate(COMPONENTS):
+        names += [f"combined/cert-manager/{first}+{second}" for second in COMPONENTS[index + 1 :]]
+    return tuple(names)
+
+
+COMBINATIONS = combination_builds()
 
 Objects = list[dict[str, Any]]
 
@@ -87,7 +121,29 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (overlay / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             "resources: [../../manifests/overlays/cert-manager]\n"
-            f"components: [../../manifests/components/{name}]\n"
+            f"components: [../../manifests/components/{name}]\n" + COMPONENT_SETTINGS.get(name, "")
+        )
+    for build in COMBINATIONS:
+        _, base, which = build.split("/")
+        names = list(COMPONENTS) if which == "all" else which.split("+")
+        directory = root / build
+        directory.mkdir(parents=True)
+        listed = ", ".join(f"../../../manifests/components/{n}" for n in names)
+        if base == "selfsigned":
+            # as docs/deploy.md says: components go into a copy of the selfsigned overlay, so
+            # that its caBundle replacement runs after them and reaches every webhook they add
+            shutil.copytree(certs, directory / "certs")
+            own = (root / "manifests/overlays/selfsigned/kustomization.yaml").read_text()
+            (directory / "kustomization.yaml").write_text(
+                own.replace("../../base", "../../../manifests/base")
+                + f"components: [{listed}]\n"
+                + "".join(COMPONENT_SETTINGS.get(n, "") for n in names)
+            )
+            continue
+        (directory / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources: [../../../manifests/overlays/{base}]\n"
+            f"components: [{listed}]\n" + "".join(COMPONENT_SETTINGS.get(n, "") for n in names)
         )
     return root
 
@@ -114,17 +170,32 @@ def container(objects: Objects) -> dict[str, Any]:
     return dict(only)
 
 
+def env_value(objects: Objects, var: dict[str, Any]) -> str:
+    """What kubelet puts in an env var: a fieldRef of the ones the manifests use, or a key of a
+    ConfigMap in the same build (which must hold it, or the container would not start)."""
+    source = var["valueFrom"]
+    if "fieldRef" in source:
+        deployment = one(objects, "Deployment")
+        fields = {
+            "metadata.namespace": deployment["metadata"]["namespace"],
+            "status.podIP": "10.0.0.7",
+        }
+        return str(fields[source["fieldRef"]["fieldPath"]])
+    ref = source["configMapKeyRef"]
+    data = one(objects, "ConfigMap", ref["name"]).get("data") or {}
+    assert ref["key"] in data, f"ConfigMap {ref['name']} has no key {ref['key']}"
+    return str(data[ref["key"]])
+
+
 def serve_settings(objects: Objects) -> Settings:
-    deployment = one(objects, "Deployment")
     spec = container(objects)
     env = {e["name"]: e for e in spec.get("env", [])}
     args = []
-    # kubelet expands $(VAR) from the container env; the manifests only use these fieldRefs
-    values = {"metadata.namespace": deployment["metadata"]["namespace"], "status.podIP": "10.0.0.7"}
+    # kubelet expands $(VAR) from the container env
     for arg in spec["args"]:
         for name, var in env.items():
             if f"$({name})" in arg:
-                arg = arg.replace(f"$({name})", values[var["valueFrom"]["fieldRef"]["fieldPath"]])
+                arg = arg.replace(f"$({name})", env_value(objects, var))
         args.append(arg)
     assert args[0] == "serve"
     return settings_from_args(build_parser().parse_args(args))
@@ -169,7 +240,7 @@ def test_every_object_validates_against_the_kubernetes_schemas(
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{build}: {obj['kind']} {obj['metadata']['name']}: {exc.message}")
         checked += 1
-    assert checked >= 10
+    assert checked >= 8
 
 
 @pytest.mark.parametrize("build", ALL_BUILDS)
@@ -262,8 +333,11 @@ def test_rbac_is_exactly_what_the_code_needs(build: str, built: dict[str, Object
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [subject]
-    # the Role exists because the ConfigMap watch is on, in the namespace it watches
-    assert serve_settings(objects).watch_config_map
+    # the Role exists only where the ConfigMap watch is on, in the namespace it watches
+    roles = [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    if not serve_settings(objects).watch_config_map:
+        assert roles == []
+        return
     role = one(objects, "Role")
     assert role["rules"] == list(REQUIRED_RBAC["Role"])
     assert role["metadata"]["namespace"] == serve_settings(objects).namespace
@@ -466,3 +540,140 @@ def test_cert_manager_certificate_feeds_the_deployment(
         if obj["apiVersion"].startswith("cert-manager.io/"):
             assert obj["apiVersion"] == "cert-manager.io/v1"
             assert obj["metadata"]["namespace"] == namespace
+
+
+# -- Pod Security, host networking, and every combination --------------------------------------
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the restricted Pod Security Standard refuses in this pod spec (the checks that can
+    apply to the webhook's pods: host namespaces and ports, privilege, users, seccomp,
+    capabilities, volume types)."""
+    found = [field for field in ("hostNetwork", "hostPID", "hostIPC") if pod.get(field)]
+    pod_security = pod.get("securityContext") or {}
+    allowed_volumes = {"configMap", "secret", "emptyDir", "projected", "downwardAPI"}
+    for volume in pod.get("volumes") or []:
+        kinds = set(volume) - {"name"}
+        if not kinds <= allowed_volumes:
+            found.append(f"volume {volume['name']}: {kinds - allowed_volumes}")
+    for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
+        security = c.get("securityContext") or {}
+        if any("hostPort" in port for port in c.get("ports") or []):
+            found.append(f"{c['name']}: hostPort")
+        if security.get("privileged"):
+            found.append(f"{c['name']}: privileged")
+        if security.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{c['name']}: allowPrivilegeEscalation not false")
+        if not security.get("runAsNonRoot", pod_security.get("runAsNonRoot")):
+            found.append(f"{c['name']}: runAsNonRoot not true")
+        if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
+            found.append(f"{c['name']}: runAsUser 0")
+        seccomp = security.get("seccompProfile", pod_security.get("seccompProfile")) or {}
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{c['name']}: seccompProfile")
+        capabilities = security.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            found.append(f"{c['name']}: capabilities not dropped")
+        if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f"{c['name']}: capabilities added")
+    return found
+
+
+def test_the_restricted_check_can_fail() -> None:
+    pod = {"hostNetwork": True, "containers": [{"name": "c", "ports": [{"hostPort": 1}]}]}
+    assert restricted_violations(pod) == [
+        "hostNetwork",
+        "c: hostPort",
+        "c: allowPrivilegeEscalation not false",
+        "c: runAsNonRoot not true",
+        "c: seccompProfile",
+        "c: capabilities not dropped",
+    ]
+
+
+def check_pod_security(objects: Objects) -> None:
+    labels = one(objects, "Namespace")["metadata"]["labels"]
+    level = labels["pod-security.kubernetes.io/enforce"]
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    if pod.get("hostNetwork"):
+        assert level == "privileged"  # host networking is outside baseline and restricted
+        assert [v for v in restricted_violations(pod) if "host" not in v] == []
+    else:
+        assert level == "restricted"
+        assert restricted_violations(pod) == []
+
+
+@pytest.mark.parametrize("build", ALL_BUILDS)
+def test_namespace_enforces_the_pod_security_its_pods_meet(
+    build: str, built: dict[str, Objects]
+) -> None:
+    check_pod_security(built[build])
+    if build not in HOST_NETWORK:
+        labels = one(built[build], "Namespace")["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_base_watches_no_config_map_and_the_component_turns_it_on(
+    built: dict[str, Objects],
+) -> None:
+    assert not serve_settings(built["manifests/base"]).watch_config_map
+    assert not [o for o in built["manifests/base"] if o["kind"] == "Role"]
+    objects = built["with-component/config-map"]
+    assert serve_settings(objects).watch_config_map
+    assert one(objects, "Role")["metadata"]["namespace"] == serve_settings(objects).namespace
+
+
+def test_host_network_component_serves_on_the_nodes_network(built: dict[str, Objects]) -> None:
+    objects = built["with-component/host-network"]
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    settings = serve_settings(objects)
+    ports = {p["name"]: p for p in container(objects)["ports"]}
+    assert {name: p["containerPort"] for name, p in ports.items()} == {
+        "https": settings.port,
+        "metrics": settings.metrics_port,
+    }
+    for port in ports.values():
+        assert port["hostPort"] == port["containerPort"]  # required on the host network
+    # clear of what nodes run: kubelet, kube-proxy, node exporter, common webhook ports
+    taken = {10250, 10249, 10256, 10257, 10259, 9100, 8443, 9443, 443, 80}
+    assert not {settings.port, settings.metrics_port} & taken
+    assert settings.bind_address == settings.metrics_bind_address == "10.0.0.7"  # $(POD_IP)
+    # a host port is bound once per node: a surge pod could find no node to run on
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    # the probes and the Service still find the ports by name
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container(objects)[probe]["httpGet"]["port"] == "metrics"
+    assert {p["targetPort"] for p in one(objects, "Service")["spec"]["ports"]} == set(ports)
+
+
+@pytest.fixture(scope="module")
+def combined(workspace: Path) -> dict[str, Objects]:
+    return {name: kustomize(workspace / name) for name in COMBINATIONS}
+
+
+@pytest.mark.parametrize("build", COMBINATIONS)
+def test_every_combination_builds_validates_and_holds_together(
+    build: str, combined: dict[str, Objects]
+) -> None:
+    objects = combined[build]
+    for obj in objects:
+        if obj["apiVersion"].startswith(("cert-manager.io/", "monitoring.coreos.com/")):
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{build}: {obj['kind']} {obj['metadata']['name']}: {exc.message}")
+    settings = serve_settings(objects)
+    ports = {p["name"]: p["containerPort"] for p in container(objects)["ports"]}
+    assert ports == {"https": settings.port, "metrics": settings.metrics_port}
+    check_pod_security(objects)
+    (config,) = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    injected = "cert-manager.io/inject-ca-from" in (config["metadata"].get("annotations") or {})
+    names = [webhook["name"] for webhook in config["webhooks"]]
+    assert len(names) == len(set(names))
+    for webhook in config["webhooks"]:
+        assert injected or webhook["clientConfig"].get("caBundle"), (build, webhook["name"])
+    assert any(o["kind"] == "Role" for o in objects) == settings.watch_config_map

@@ -291,6 +291,21 @@ def test_keygen_refuses_to_overwrite_without_force(
     assert stat.S_IMODE((tmp_path / "sa-signer.key").stat().st_mode) == 0o600
 
 
+def test_keygen_hint_keeps_the_old_public_keys_and_names_absolute_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["keygen", "--out", "irsa", "--algorithm", "ecdsa"], capsys)
+    assert code == 0
+    hint = err.split("\n", 1)[1]
+    assert hint.startswith(
+        f"kube-apiserver: --service-account-signing-key-file={tmp_path}/irsa/sa-signer.key\n"
+        f"  --service-account-key-file={tmp_path}/irsa/sa-signer.pub in addition to the public "
+        "keys it verifies with now"
+    )
+    assert "replacing them refuses every existing token" in hint
+
+
 @pytest.fixture(scope="module")
 def bad_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bad-keys")

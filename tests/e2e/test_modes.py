@@ -65,12 +65,13 @@ def test_container_credentials_mode(
 def test_config_map_mode(
     plane: ControlPlane,
     namespace: str,
-    base_manifests: list[dict[str, Any]],
     serving_certs: CertFiles,
     tmp_path: Path,
 ) -> None:
-    documents = base_manifests
+    # ConfigMap mode is the config-map component: its flag and the Role it brings
+    documents = deployment.render("config-map")
     assert "--watch-config-map" in deployment.container_args(documents, tmp_path)
+    deployment.apply_identity(plane, documents)
     other = "arn:aws:iam::111122223333:role/e2e-from-config-map"
 
     def config_map(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def test_config_map_mode(
     finally:
         plane.kubectl(
             "delete",
-            "configmap",
+            "configmap,role,rolebinding",
             "pod-identity-webhook",
             "-n",
             deployment.NAMESPACE,

@@ -174,6 +174,19 @@ def _json(document: object) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def keygen_hint(private: Path, public: Path) -> str:
+    """kube-apiserver's flags for a new key. The public key is added to those it already
+    verifies with, never put in their place: replacing them refuses every token issued before
+    (docs/oidc.md, "Key rotation"; docs/self-hosted.md, "The separate-key route")."""
+    return (
+        f"kube-apiserver: --service-account-signing-key-file={private}\n"
+        f"  --service-account-key-file={public} in addition to the public keys it verifies "
+        "with now (one --service-account-key-file each, or one file holding them all), "
+        "until every token signed with the old key has expired; replacing them refuses "
+        "every existing token"
+    )
+
+
 def _keygen(args: argparse.Namespace) -> int:
     out: Path = args.out
     private, public = out / PRIVATE_KEY_FILE, out / PUBLIC_KEY_FILE
@@ -190,11 +203,7 @@ def _keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise OidcInputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
     print(f"wrote {private} (mode 0600) and {public}", file=sys.stderr)
-    print(
-        f"kube-apiserver: --service-account-signing-key-file={private} "
-        f"--service-account-key-file={public}",
-        file=sys.stderr,
-    )
+    print(keygen_hint(private.absolute(), public.absolute()), file=sys.stderr)
     print(key_id(key.public_key()))
     return 0
 

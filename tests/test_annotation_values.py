@@ -82,9 +82,9 @@ def test_parse_int64_matches_go_parseint(value: str, expected: int | None) -> No
         ("9" * 5000, None, "(5000 characters)"),
         ("3600\n", None, "is not a whole number"),
         ("-5", MIN_TOKEN_EXPIRATION_SECONDS, "below the minimum"),
-        ("4294967295", MAX_TOKEN_EXPIRATION_SECONDS, None),
-        ("4294967296", MAX_TOKEN_EXPIRATION_SECONDS, "above kube-apiserver's limit"),
-        ("9223372036854775807", MAX_TOKEN_EXPIRATION_SECONDS, "capped to 4294967295"),
+        ("4294967296", MAX_TOKEN_EXPIRATION_SECONDS, None),
+        ("4294967297", MAX_TOKEN_EXPIRATION_SECONDS, "above kube-apiserver's limit"),
+        ("9223372036854775807", MAX_TOKEN_EXPIRATION_SECONDS, "capped to 4294967296"),
     ],
     ids=[
         "fine",

@@ -50,7 +50,7 @@ def cluster(
             "ns", "twenty", {P + "role-arn": ARN + "a", P + "token-expiration": TWENTY}
         )
         api.put_service_account(
-            "ns", "over", {P + "role-arn": ARN + "a", P + "token-expiration": "4294967296"}
+            "ns", "over", {P + "role-arn": ARN + "a", P + "token-expiration": "4294967297"}
         )
         api.put_service_account("ns", "plain", {P + "role-arn": ARN + "a"})
         kubeconfig = api.write_kubeconfig(tmp / "kubeconfig")
@@ -62,7 +62,7 @@ def cluster(
     ("service_account", "seconds", "warning"),
     [
         ("twenty", 86400, "is not a whole number of seconds; ignored"),
-        ("over", 4294967295, "capped to 4294967295"),
+        ("over", 4294967296, "capped to 4294967296"),
     ],
     ids=["20-digits", "over-2^32"],
 )

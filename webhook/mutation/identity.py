@@ -21,8 +21,9 @@ _ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z0-9-]*:iam::\d{12}:role/[\w\-/.@+=,
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _INT64_DIGITS = 19
 _INT64_MAX = 2**63 - 1
-# kube-apiserver refuses a projected token's expirationSeconds above this (math.MaxUint32).
-MAX_TOKEN_EXPIRATION_SECONDS = 2**32 - 1
+# kube-apiserver refuses a projected token's expirationSeconds above this (its validation:
+# `> 1<<32`); 2^32 itself is taken (docs/upstream.md, `token-expiration` above 2^32).
+MAX_TOKEN_EXPIRATION_SECONDS = 2**32
 _SHOWN_VALUE_CHARS = 24
 _TRUE = frozenset(("1", "t", "T", "true", "TRUE", "True"))
 _FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))

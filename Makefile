@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8443
 METRICS_PORT ?= 9999
 
-.PHONY: run test test-slow test-e2e e2e-tools lint bench certs clean lock image selfsigned-certs tools
+.PHONY: run test test-slow test-e2e test-upstream e2e-tools lint bench certs clean lock image selfsigned-certs tools
 
 # requirements.lock constrains .venv too, so the tests run the versions the image ships.
 $(STAMP): pyproject.toml requirements.lock
@@ -47,12 +47,12 @@ run: $(STAMP) certs/tls.crt
 # is waiting on those processes, so two pytest-xdist workers share the tests, handed out one at
 # a time as each worker frees up (about 75 s here instead of about 120 s in one process).
 test: $(STAMP) tools
-	$(BIN)/pytest -q -m "not slow and not e2e" -n 2 --dist load --durations=5
+	$(BIN)/pytest -q -m "not slow and not e2e and not upstream" -n 2 --dist load --durations=5
 
 # Tests that take minutes by their nature (building and running the image, long floods).
 # pytest exits 5 when no test carries the marker; that is not a failure.
 test-slow: $(STAMP) tools
-	$(BIN)/pytest -q -m "slow and not e2e" || test $$? -eq 5
+	$(BIN)/pytest -q -m "slow and not e2e and not upstream" || test $$? -eq 5
 
 # The real peers: etcd, kube-apiserver, kube-controller-manager and kubectl built with the go
 # client from their Go modules at the versions of hack/e2e/versions.env, into build/e2e/bin/
@@ -65,6 +65,12 @@ e2e-tools:
 # e2e-tools prints the version of each peer the suite runs.
 test-e2e: $(STAMP) tools e2e-tools
 	$(BIN)/pytest -q -m e2e tests/e2e --durations=5
+
+# Upstream's webhook side by side with ours (tests/upstream, docs/upstream.md "Side by side"):
+# its builds from e2e-tools and ours against one control plane, on at least 2,000 generated
+# cases; prints the seed (UPSTREAM_SEED=N repeats a run), the cases and upstream's versions.
+test-upstream: $(STAMP) tools e2e-tools
+	$(BIN)/pytest -q -m upstream tests/upstream --durations=5
 
 # The forge's workflows are checked offline: the GitHub workflow schema (check-jsonschema's
 # built-in copy), zizmor's offline audits, and shellcheck on every run step and shell script.

@@ -12,11 +12,16 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of tests/e2e carries the `e2e` marker, before `-m` selects on it."""
+    """Every test of tests/e2e carries the `e2e` marker and every test of tests/upstream the
+    `upstream` marker, before `-m` selects on them."""
     e2e = ROOT / "tests" / "e2e"
+    upstream = ROOT / "tests" / "upstream"
     for item in items:
-        if e2e in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if e2e in parents:
             item.add_marker(pytest.mark.e2e)
+        if upstream in parents:
+            item.add_marker(pytest.mark.upstream)
 
 
 @pytest.fixture(scope="session")

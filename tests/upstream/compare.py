@@ -92,6 +92,7 @@ class Answer:
     envelope: dict[str, Any]
     pod: Any
     warnings: list[str] = field(default_factory=list)
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -141,7 +142,8 @@ class Senders:
             applied = jsonpatch.apply_patch(applied, operations)
         if applied != pod:
             self.changed[peer.label] += 1
-        return Answer(response.status_code, envelope, applied, warnings)
+        content_type = response.headers.get("content-type", "")
+        return Answer(response.status_code, envelope, applied, warnings, content_type)
 
 
 def _normalise(value: Any) -> Any:
@@ -213,6 +215,14 @@ def compare(
     differences: list[Difference] = []
     if upstream.status != ours.status:
         differences.append(Difference("HTTP status", upstream.status, ours.status))
+    if upstream.content_type != ours.content_type:
+        if (
+            upstream.content_type.startswith("text/plain")
+            and ours.content_type == "application/json"
+        ):
+            used.add("content-type")
+        else:
+            differences.append(Difference("Content-Type", upstream.content_type, ours.content_type))
     theirs = dict(upstream.envelope)
     mine = dict(ours.envelope)
     if ours.warnings:

@@ -1,0 +1,172 @@
+"""The side-by-side suite's own logic, without any server (tests/upstream runs the servers):
+every rule names a row of docs/upstream.md, the comparison lets through exactly what the rules
+say, shrinking finds a smaller pod, and the generator covers what docs/upstream.md promises."""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.upstream import cases
+from tests.upstream.compare import (
+    RULES,
+    TOKEN_EXPIRATION_CAP,
+    Answer,
+    compare,
+    shrink,
+)
+from tests.upstream.peers import V1, pins
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_DOC = (ROOT / "docs" / "upstream.md").read_text()
+
+
+def _rows() -> dict[str, str]:
+    rows = {}
+    for line in UPSTREAM_DOC.splitlines():
+        if line.startswith("| ") and not line.startswith("| area") and not line.startswith("|---"):
+            rows[line.split(" | ")[0].removeprefix("| ")] = line
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_each_rule_names_its_row_of_docs_upstream(name: str) -> None:
+    rule = RULES[name]
+    if rule.row == "Side by side":
+        section = UPSTREAM_DOC.split("## Side by side", 1)
+        assert len(section) == 2 and f"`{name}`" in section[1], name
+        return
+    row = _rows().get(rule.row)
+    assert row is not None, f"docs/upstream.md has no row {rule.row!r} for rule {name}"
+    assert f"`{name}`" in row, f"the row {rule.row!r} does not name its rule `{name}`"
+
+
+def test_every_rule_named_in_docs_is_a_rule() -> None:
+    named = set(re.findall(r"Side-by-side rules? `([\w.-]+)`(?: and `([\w.-]+)`)?", UPSTREAM_DOC))
+    flat = {n for pair in named for n in pair if n}
+    assert flat and flat <= set(RULES), flat - set(RULES)
+
+
+POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "side-a"},
+    "spec": {"serviceAccountName": "sa-1", "containers": [{"name": "app", "image": "a"}]},
+}
+
+
+def _answer(pod: dict[str, Any], **envelope: Any) -> Answer:
+    base = {"apiVersion": V1, "kind": "AdmissionReview", "uid": "u", "allowed": True}
+    return Answer(200, {"patchType": "JSONPatch", "status": None, **base, **envelope}, pod)
+
+
+def _token_pod(seconds: int) -> dict[str, Any]:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["volumes"] = [
+        {
+            "name": "aws-iam-token",
+            "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": seconds}}]},
+        }
+    ]
+    return pod
+
+
+def test_a_difference_no_rule_covers_is_reported() -> None:
+    other = copy.deepcopy(POD)
+    other["spec"]["containers"][0]["env"] = [{"name": "AWS_REGION", "value": "x"}]
+    used: set[str] = set()
+    found = compare(_answer(POD), _answer(other), "3bf80a34", used)
+    assert [d.where for d in found] == ["pod/spec/containers/0/env"]
+
+
+def test_go_marshalling_artifacts_are_not_differences() -> None:
+    theirs = copy.deepcopy(POD)
+    theirs["spec"]["containers"][0]["resources"] = {}
+    theirs["spec"]["containers"][0]["env"] = [{"name": "A"}]
+    ours = copy.deepcopy(POD)
+    ours["spec"]["containers"][0]["env"] = [{"name": "A", "value": ""}]
+    used: set[str] = set()
+    assert compare(_answer(theirs), _answer(ours), "3bf80a34", used) == []
+    assert used == {"go-marshalling"}
+
+
+def test_the_cap_rule_takes_only_2_32_against_a_larger_value() -> None:
+    used: set[str] = set()
+    big = _answer(_token_pod(TOKEN_EXPIRATION_CAP + 5))
+    assert compare(big, _answer(_token_pod(TOKEN_EXPIRATION_CAP)), "3bf80a34", used) == []
+    assert "token-expiration-cap" in used
+    assert compare(big, _answer(_token_pod(TOKEN_EXPIRATION_CAP - 1)), "3bf80a34", set())
+
+
+def test_missing_typemeta_is_allowed_only_from_v0_6_17() -> None:
+    bare = _answer(POD, apiVersion=None, kind=None)
+    assert compare(bare, _answer(POD), "v0.6.17", set()) == []
+    assert compare(bare, _answer(POD), "3bf80a34", set())
+
+
+def test_envelope_fields_are_compared() -> None:
+    assert compare(_answer(POD, uid="other"), _answer(POD), "3bf80a34", set())
+    assert compare(_answer(POD, allowed=False), _answer(POD), "3bf80a34", set())
+
+
+def test_content_type_rule_is_the_one_pair_only() -> None:
+    theirs = _answer(POD)
+    theirs.content_type = "text/plain; charset=utf-8"
+    used: set[str] = set()
+    assert compare(theirs, _answer(POD), "3bf80a34", used) == [] and "content-type" in used
+    theirs.content_type = "application/yaml"
+    assert compare(theirs, _answer(POD), "3bf80a34", set())
+
+
+def test_shrink_keeps_removing_while_the_difference_stays() -> None:
+    big = copy.deepcopy(POD)
+    big["spec"]["containers"] = [
+        {"name": "app", "image": "a", "env": [{"name": "X", "value": "1"}]},
+        {"name": "side", "image": "b", "env": [{"name": "BAD", "value": "1"}]},
+    ]
+    big["metadata"]["annotations"] = {"a": "1", "b": "2"}
+    flag_set = cases.FlagSet("defaults", ())
+
+    def differs(case: cases.Case) -> bool:  # "the bug": a variable named BAD anywhere
+        return "BAD" in str(case.pod)
+
+    small = shrink(cases.Case(0, flag_set, big), differs)
+    assert small.pod["spec"]["containers"] == [
+        {"name": "side", "image": "b", "env": [{"name": "BAD", "value": "1"}]}
+    ]
+    assert "annotations" not in small.pod["metadata"]
+
+
+def test_the_generator_is_seeded_and_covers_what_the_docs_promise() -> None:
+    sets = cases.flag_sets(Path("/nonexistent"))
+    first = cases.cases(random.Random(5), sets, 2000)
+    again = cases.cases(random.Random(5), sets, 2000)
+    assert [c.pod for c in first] == [c.pod for c in again]
+    text = [str(c.pod) for c in first]
+    pods = [c.pod for c in first]
+    init = [i for p in pods for i in p["spec"].get("initContainers", [])]
+    assert any(i.get("restartPolicy") == "Always" for i in init), "native sidecars"
+    assert any("restartPolicy" not in i for i in init), "plain init containers"
+    assert any(len(p["spec"]["containers"]) == 3 for p in pods)
+    assert any("valueFrom" in t and "AWS_ROLE_ARN" in t for t in text)
+    assert any("'windows'" in t for t in text)
+    assert any(
+        v.get("name") == cases.TOKEN_VOLUME for p in pods for v in p["spec"].get("volumes", [])
+    )
+    assert any(p["spec"]["serviceAccountName"] == cases.MISSING_ACCOUNT for p in pods)
+    assert {c.flag_set.name for c in first} == {s.name for s in sets}
+    annotations = [k for p in pods for k in p["metadata"].get("annotations", {})]
+    assert any(k.endswith("/skip-containers") for k in annotations)
+    assert any(k.endswith("/token-expiration") for k in annotations)
+
+
+def test_upstream_versions_are_pinned_beside_the_control_plane() -> None:
+    values = pins()
+    assert values["UPSTREAM_VERSION"] == "v0.6.17"
+    assert values["UPSTREAM_REFERENCE_VERSION"].endswith("-3bf80a348116")
+    assert values["UPSTREAM_MODULE"] == "github.com/aws/amazon-eks-pod-identity-webhook"

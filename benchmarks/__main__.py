@@ -1,7 +1,8 @@
-"""`make bench`: the pure-core micro-benchmark, then the load test against the FastAPI baseline.
+"""`make bench`: the pure-core micro-benchmark, then the load test against the FastAPI baseline
+and, where `make e2e-tools` built it, upstream's webhook (docs/performance.md).
 
 python -m benchmarks [all|core|load] [--duration S] [--rounds N] [--bodies small,typical,large]
-                     [--concurrency 1,16] [--json OUT] [--server-arg ARG ...]
+                     [--concurrency 1,16] [--json OUT] [--server-arg ARG ...] [--no-upstream]
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=_counts, default=(1, 16), help="1,16")
     parser.add_argument("--number", type=int, default=2000, help="core: calls per repeat")
     parser.add_argument("--repeat", type=int, default=5, help="core: repeats (min and median)")
+    parser.add_argument(
+        "--no-upstream",
+        action="store_true",
+        help="leave out upstream's webhook (the third server, when build/e2e/bin has it)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write results as JSON")
     parser.add_argument(
         "--server-arg",
@@ -77,47 +83,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reference(
+    results: list[LoadResult], server: str
+) -> tuple[dict[tuple[str, int, int], float], dict[tuple[str, int], float]]:
+    """A server's requests/s by (body, concurrency, round) and median CPU by (body, concurrency)."""
+    rate = {
+        (r.body, r.connections, r.round): r.wrk.requests_per_second
+        for r in results
+        if r.server == server
+    }
+    cpu: dict[tuple[str, int], list[float]] = {}
+    for r in results:
+        if r.server == server:
+            cpu.setdefault((r.body, r.connections), []).append(r.cpu_us_per_request)
+    return rate, {key: statistics.median(values) for key, values in cpu.items()}
+
+
 def load_table(results: list[LoadResult]) -> str:
-    """One row per body, concurrency and server: medians over the rounds. The ratio is the
-    median of each round's ratio to the baseline run next to it; with several rounds the
-    lowest and highest follow it."""
+    """One row per body, concurrency and server: medians over the rounds. A ratio is the
+    median of each round's ratio to the reference run next to it (the baseline; upstream's
+    webhook where it ran); with several rounds the lowest and highest to the baseline follow."""
     groups: dict[tuple[str, int, str], list[LoadResult]] = {}
     for r in results:
         groups.setdefault((r.body, r.connections, r.server), []).append(r)
-    baseline_rate = {
-        (r.body, r.connections, r.round): r.wrk.requests_per_second
-        for r in results
-        if r.server == "baseline"
-    }
-    baseline_cpu = {
-        (body, connections): statistics.median(r.cpu_us_per_request for r in runs)
-        for (body, connections, server), runs in groups.items()
-        if server == "baseline"
-    }
+    references = {name: _reference(results, name) for name in ("baseline", "upstream")}
+    with_upstream = any(r.server == "upstream" for r in results)
     lines = [
         f"{'body':<8} {'conc':>4} {'server':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'vs base':>7} {'cpu µs/req':>10} {'cpu vs base':>11}  rounds"
+        f"{'errors':>6} {'vs base':>7} {'cpu µs/req':>10} {'cpu vs base':>11}"
+        + (f" {'vs up':>6} {'cpu vs up':>9}" if with_upstream else "")
+        + "  rounds"
     ]
     for (body, connections, server), runs in sorted(
         groups.items(), key=lambda item: (BODY_NAMES.index(item[0][0]), item[0][1], item[0][2])
     ):
-        ratios = [
-            r.wrk.requests_per_second / baseline_rate[(body, connections, r.round)]
-            for r in runs
-            if baseline_rate.get((body, connections, r.round))
-        ]
-        ratio = statistics.median(ratios) if ratios else float("nan")
-        spread = f"  {min(ratios):.2f}x-{max(ratios):.2f}x" if len(ratios) > 1 else ""
         cpu = statistics.median(r.cpu_us_per_request for r in runs)
-        base_cpu = baseline_cpu.get((body, connections))
-        cpu_ratio = cpu / base_cpu if base_cpu else float("nan")
+        ratios: dict[str, list[float]] = {}
+        cpu_ratio: dict[str, float] = {}
+        for name, (rate_of, cpu_of) in references.items():
+            ratios[name] = [
+                r.wrk.requests_per_second / rate_of[(body, connections, r.round)]
+                for r in runs
+                if rate_of.get((body, connections, r.round))
+            ]
+            reference_cpu = cpu_of.get((body, connections))
+            cpu_ratio[name] = cpu / reference_cpu if reference_cpu else float("nan")
+
+        def median(values: list[float]) -> float:
+            return statistics.median(values) if values else float("nan")
+
+        base = ratios["baseline"]
+        spread = f"  {min(base):.2f}x-{max(base):.2f}x" if len(base) > 1 else ""
         rate = statistics.median(r.wrk.requests_per_second for r in runs)
         p50 = statistics.median(r.wrk.p50_ms for r in runs)
         p99 = statistics.median(r.wrk.p99_ms for r in runs)
         errors = sum(r.wrk.errors for r in runs)
+        upstream_columns = (
+            f" {median(ratios['upstream']):>5.2f}x {cpu_ratio['upstream']:>8.2f}x"
+            if with_upstream
+            else ""
+        )
         lines.append(
             f"{body:<8} {connections:>4} {server:<8} {rate:>8.0f} {p50:>7.2f} {p99:>7.2f} "
-            f"{errors:>6} {ratio:>6.2f}x {cpu:>10.0f} {cpu_ratio:>10.2f}x  {len(runs)}{spread}"
+            f"{errors:>6} {median(base):>6.2f}x {cpu:>10.0f} {cpu_ratio['baseline']:>10.2f}x"
+            f"{upstream_columns}  {len(runs)}{spread}"
         )
     return "\n".join(lines)
 
@@ -155,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     seconds=args.duration,
                     rounds=args.rounds,
                     server_args=tuple(args.server_arg),
+                    with_upstream=not args.no_upstream,
                 )
             except WrkError as exc:
                 print(f"benchmarks: {exc}", file=sys.stderr)

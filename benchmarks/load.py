@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import upstream
 from benchmarks.accounts import body_path, service_accounts_yaml
 from benchmarks.wrk import WrkResult, run_wrk
 from webhook.certs import issue
@@ -26,7 +27,7 @@ LOAD_CPU = 1
 
 @dataclass(frozen=True)
 class LoadResult:
-    server: str  # webhook or baseline
+    server: str  # webhook, baseline or upstream
     body: str
     connections: int
     wrk: WrkResult
@@ -178,6 +179,33 @@ def baseline_server(workdir: Path, cert: Path, key: Path) -> Iterator[tuple[str,
         yield f"https://127.0.0.1:{port}/mutate", process.pid
 
 
+@contextlib.contextmanager
+def upstream_server(
+    workdir: Path, binary: Path, cert: Path, key: Path, accounts: int = ACCOUNTS
+) -> Iterator[tuple[str, int]]:
+    """The e2e control plane (unpinned; idle while wrk runs) with the same ServiceAccounts, and
+    upstream's webhook pinned to the servers' core (benchmarks/upstream.py)."""
+    from tests.e2e.controlplane import binary as peer
+    from tests.e2e.controlplane import run_control_plane
+
+    with run_control_plane(workdir / "plane", controller_manager=False) as plane:
+        start = time.monotonic()
+        kubectl = [str(peer("kubectl")), f"--kubeconfig={plane.admin_kubeconfig}"]
+        upstream.create_accounts(kubectl, service_accounts_yaml(accounts))
+        print(
+            f"  upstream: {accounts} ServiceAccounts created in the control plane in "
+            f"{time.monotonic() - start:.0f} s",
+            flush=True,
+        )
+        port, metrics_port = _free_port(), _free_port()
+        command = upstream.command(binary, plane.admin_kubeconfig, cert, key, (port, metrics_port))
+        ready = f"http://127.0.0.1:{metrics_port}/metrics"
+        with _running(command, ready, workdir / "upstream.log", SERVER_CPU) as process:
+            url = f"https://127.0.0.1:{port}/mutate"
+            upstream.wait_mutating(url, body_path("small").read_bytes(), time.monotonic() + 60)
+            yield url, process.pid
+
+
 WARM_UP_SECONDS = 1.0
 
 
@@ -190,10 +218,12 @@ def run_load(
     rounds: int = 1,
     server_args: tuple[str, ...] = (),
     log: Callable[[str], None] = print,
+    with_upstream: bool = True,
 ) -> list[LoadResult]:
-    """Both servers run at once, pinned to the same core (the idle one costs nothing); each
-    (body, concurrency) is measured `rounds` times, alternating which server goes first, so
-    that a busy moment on the machine hits both and the per-round ratio stays fair."""
+    """The servers run at once, pinned to the same core (the idle ones cost nothing): the
+    baseline, ours and, where build/e2e/bin has it, upstream's reference build; each
+    (body, concurrency) is measured `rounds` times, alternating the order the servers go in, so
+    that a busy moment on the machine hits all and the per-round ratios stay fair."""
     sa_file, cert, key = write_inputs(workdir)
     results: list[LoadResult] = []
 
@@ -215,11 +245,22 @@ def run_load(
         )
         results.append(LoadResult(server, name, connections, outcome, cpu_us, round_))
 
-    with (
-        baseline_server(workdir, cert, key) as baseline,
-        webhook_server(workdir, sa_file, cert, key, server_args=server_args) as webhook,
-    ):
-        servers = {"baseline": baseline, "webhook": webhook}
+    with contextlib.ExitStack() as stack:
+        servers = {
+            "baseline": stack.enter_context(baseline_server(workdir, cert, key)),
+            "webhook": stack.enter_context(
+                webhook_server(workdir, sa_file, cert, key, server_args=server_args)
+            ),
+        }
+        if with_upstream:
+            binary, about = upstream.reference_binary()
+            if binary is None:
+                log(f"  {about}")
+            else:
+                log(f"  upstream: {about}")
+                servers["upstream"] = stack.enter_context(
+                    upstream_server(workdir, binary, cert, key)
+                )
         for url, _ in servers.values():  # first requests are slower (imports, caches): not measured
             run_wrk(
                 url,
@@ -232,7 +273,7 @@ def run_load(
         for name in bodies:
             for connections in concurrencies:
                 for round_ in range(1, rounds + 1):
-                    order = ("baseline", "webhook") if round_ % 2 else ("webhook", "baseline")
+                    order = list(servers) if round_ % 2 else list(reversed(servers))
                     for server in order:
                         url, pid = servers[server]
                         measure(server, url, pid, name, connections, round_)

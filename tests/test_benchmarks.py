@@ -134,3 +134,18 @@ def test_the_projects_copy_of_the_bodies_matches_the_shared_ones() -> None:
         shared = (SHARED_BODIES / name).with_suffix(suffix).read_bytes()
         assert (OWN_BODIES / name).with_suffix(suffix).read_bytes() == shared, name
     assert BODIES == SHARED_BODIES
+
+
+def test_load_table_shows_ratio_to_upstream_when_it_ran() -> None:
+    def result(server: str, rate: float) -> LoadResult:
+        return LoadResult(server, "typical", 16, WrkResult(100, rate, 1.0, 2.0, 0), 1e6 / rate)
+
+    table = load_table(
+        [result("baseline", 2000.0), result("upstream", 4000.0), result("webhook", 3000.0)]
+    )
+    header, *rows = table.splitlines()
+    assert "vs up" in header and "cpu vs up" in header
+    webhook = next(row for row in rows if " webhook " in row)
+    # 3000/4000 requests/s, and 333/250 µs of CPU per request
+    assert " 0.75x " in webhook and " 1.33x " in webhook
+    assert "vs up" not in load_table([result("baseline", 2000.0), result("webhook", 3000.0)])

@@ -8,6 +8,7 @@ each annotation both webhooks read (docs/upstream.md, "Side by side").
 from __future__ import annotations
 
 import copy
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,11 @@ ENV_NAMES = (
 TOKEN_VOLUME = "aws-iam-token"
 CC_VOLUME = "eks-pod-identity-token"
 CONTAINER_CREDENTIALS_AUDIENCE = "pods.example.com"
+# --watch-config-map reads the ConfigMap pod-identity-webhook of --namespace
+CONFIG_NAMESPACE = "side-config"
+CONFIG_MAP = "pod-identity-webhook"
+# ServiceAccounts without annotations, whose identity only the ConfigMap gives
+BARE_NAMESPACE = "side-cm"
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,14 @@ def flag_sets(directory: Path) -> list[FlagSet]:
             ),
             container_credentials=True,
         ),
+        FlagSet(
+            "config-map",
+            (
+                "--watch-config-map=true",
+                f"--namespace={CONFIG_NAMESPACE}",
+                "--aws-default-region=us-east-2",
+            ),
+        ),
     ]
 
 
@@ -124,6 +138,30 @@ def container_credentials_config() -> dict[str, Any]:
             for namespace in NAMESPACES
             for i in range(CONTAINER_CREDENTIALS_ACCOUNTS)
         ]
+    }
+
+
+def config_map(rng: random.Random) -> dict[str, Any]:
+    """The ConfigMap of --watch-config-map: every third ServiceAccount of each namespace (sa-0,
+    the readiness probe's, among them), and one key for a name in every namespace."""
+    entries: dict[str, dict[str, Any]] = {}
+    keys = [
+        f"{ns}/sa-{i}"
+        for ns in (*NAMESPACES, BARE_NAMESPACE)
+        for i in range(0, ACCOUNTS_PER_NAMESPACE, 3)
+    ]
+    for key in [*keys, "*/sa-10"]:
+        entries[key] = {
+            "RoleARN": rng.choice(ROLE_ARNS[:4]),
+            "Audience": rng.choice(("sts.amazonaws.com", "custom.example.com")),
+            "UseRegionalSTS": rng.random() < 0.5,
+            "TokenExpiration": rng.choice((0, 600, 3600, 86400)),
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": CONFIG_NAMESPACE},
+        "data": {"config": json.dumps(entries)},
     }
 
 
@@ -164,6 +202,14 @@ def service_accounts(rng: random.Random) -> list[dict[str, Any]]:
                     },
                 }
             )
+    for i in range(ACCOUNTS_PER_NAMESPACE):
+        accounts.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": f"sa-{i}", "namespace": BARE_NAMESPACE, "annotations": {}},
+            }
+        )
     return accounts
 
 
@@ -214,6 +260,8 @@ def _container(rng: random.Random, name: str) -> dict[str, Any]:
 
 def pod(rng: random.Random, index: int, flag_set: FlagSet) -> dict[str, Any]:
     namespace = rng.choice(NAMESPACES)
+    if flag_set.name == "config-map" and rng.random() < 0.7:
+        namespace = BARE_NAMESPACE
     account = (
         MISSING_ACCOUNT if rng.random() < 0.04 else f"sa-{rng.randrange(ACCOUNTS_PER_NAMESPACE)}"
     )

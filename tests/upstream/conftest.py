@@ -60,11 +60,13 @@ def _seed() -> int:
     return int(given) if given else random.SystemRandom().randrange(2**32)
 
 
-def _wait_for_accounts(senders: Senders, peers: dict[str, Peer], timeout: float = 60) -> None:
+def _wait_for_accounts(
+    senders: Senders, peers: dict[str, Peer], namespaces: tuple[str, ...], timeout: float = 60
+) -> None:
     """Until every server mutates a pod of the first ServiceAccount of each namespace (made
     last-but-not-least: the informer or list has then seen the others too, applied together)."""
     deadline = time.monotonic() + timeout
-    for namespace in cases.NAMESPACES:
+    for namespace in namespaces:
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -102,9 +104,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         plane.apply(
             *(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-                for name in cases.NAMESPACES
+                for name in (*cases.NAMESPACES, cases.BARE_NAMESPACE, cases.CONFIG_NAMESPACE)
             )
         )
+        plane.kubectl("apply", "-f", "-", stdin=json.dumps(cases.config_map(rng)))
         # sa-0 of each namespace last: the readiness probe waits for it
         accounts = cases.service_accounts(rng)
         # as JSON: YAML would turn values such as 1_000 or 0x10 into numbers on the way
@@ -130,7 +133,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             senders[flag_set.name] = Senders(list(running.values()), context)
             stack.callback(senders[flag_set.name].close)
         for flag_set in sets:
-            _wait_for_accounts(senders[flag_set.name], peers[flag_set.name])
+            probed = cases.NAMESPACES + (
+                (cases.BARE_NAMESPACE,) if flag_set.name == "config-map" else ()
+            )
+            _wait_for_accounts(senders[flag_set.name], peers[flag_set.name], probed)
         versions = {b.label: f"{b.path.name} ({b.version})" for b in binaries}
         SUMMARY.append(
             "upstream: " + ", ".join(versions.values()) + f"; flag sets: {[s.name for s in sets]}"

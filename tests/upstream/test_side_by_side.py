@@ -61,7 +61,10 @@ def test_generated_cases_give_the_same_pods(world: World) -> None:
     )
     changed = sum(s.changed["ours"] for s in world.senders.values())
     answered = sum(s.sent["ours"] for s in world.senders.values())
-    world.note(f"{changed} of our {answered} answers changed the pod; the rest left it as it was")
+    per_set = ", ".join(
+        f"{name} {s.changed['ours']}/{s.sent['ours']}" for name, s in world.senders.items()
+    )
+    world.note(f"{changed} of our {answered} answers changed the pod ({per_set})")
     world.note("rules applied: " + ", ".join(sorted(world.rules_used)))
     if not failing:
         return

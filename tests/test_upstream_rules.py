@@ -170,3 +170,21 @@ def test_upstream_versions_are_pinned_beside_the_control_plane() -> None:
     assert values["UPSTREAM_VERSION"] == "v0.6.17"
     assert values["UPSTREAM_REFERENCE_VERSION"].endswith("-3bf80a348116")
     assert values["UPSTREAM_MODULE"] == "github.com/aws/amazon-eks-pod-identity-webhook"
+
+
+def test_a_nameless_composed_role_is_allowed_only_against_an_unchanged_pod() -> None:
+    theirs = copy.deepcopy(POD)
+    theirs["spec"]["containers"][0]["env"] = [
+        {"name": "AWS_ROLE_ARN", "value": "arn:aws-us-gov:iam::444455556666:role/"}
+    ]
+    upstream = _answer(theirs)
+    upstream.sent = POD
+    unchanged = _answer(copy.deepcopy(POD))
+    unchanged.sent = POD
+    used: set[str] = set()
+    assert compare(upstream, unchanged, "3bf80a34", used) == []
+    assert "compose-empty-role" in used
+    named = copy.deepcopy(theirs)
+    named["spec"]["containers"][0]["env"][0]["value"] += "app"
+    upstream.pod = named
+    assert compare(upstream, unchanged, "3bf80a34", set())

@@ -29,6 +29,8 @@ ROLE_ARNS = (
     "arn:aws-cn:iam::111122223333:role/cn-app",
     "arn:aws-us-gov:iam::111122223333:role/gov",
     "app-role-name-only",
+    "team/path/composed",
+    "/leading-slash",
     "arn:aws:iam::111122223333:user/not-a-role",
     " arn:aws:iam::111122223333:role/leading-space",
     "arn:aws:iam::111122223333:role/trailing-space ",
@@ -81,6 +83,7 @@ class FlagSet:
     flags: tuple[str, ...]
     prefix: str = DEFAULT_PREFIX
     container_credentials: bool = False
+    instance_metadata: bool = False  # run against tests/upstream/metadata.py
 
 
 def flag_sets(directory: Path) -> list[FlagSet]:
@@ -127,6 +130,11 @@ def flag_sets(directory: Path) -> list[FlagSet]:
                 f"--namespace={CONFIG_NAMESPACE}",
                 "--aws-default-region=us-east-2",
             ),
+        ),
+        FlagSet(
+            "compose-role-arn",
+            ("--compose-role-arn=true", "--sts-regional-endpoint=true"),
+            instance_metadata=True,
         ),
     ]
 

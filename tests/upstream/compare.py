@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,6 +76,12 @@ RULES = {
             "[79200, 86400] by both; any drawn value matches any other",
         ),
         Rule(
+            "compose-empty-role",
+            "Empty `role-arn` with `--compose-role-arn`",
+            "where upstream composed a role ARN with no role name (`...:role/`) from an empty "
+            "annotation, ours must have left the pod as it was",
+        ),
+        Rule(
             "content-type",
             "Response Content-Type",
             "upstream's response is labelled text/plain, ours application/json; bodies compared",
@@ -93,6 +101,7 @@ class Answer:
     pod: Any
     warnings: list[str] = field(default_factory=list)
     content_type: str = "application/json"
+    sent: Any = None  # the pod in the review
 
 
 @dataclass
@@ -143,7 +152,7 @@ class Senders:
         if applied != pod:
             self.changed[peer.label] += 1
         content_type = response.headers.get("content-type", "")
-        return Answer(response.status_code, envelope, applied, warnings, content_type)
+        return Answer(response.status_code, envelope, applied, warnings, content_type, pod)
 
 
 def _normalise(value: Any) -> Any:
@@ -187,6 +196,20 @@ def _drawn(pod: Any, used: set[str]) -> None:
         if drawn and token.get("audience") == CONTAINER_CREDENTIALS_AUDIENCE:
             token["expirationSeconds"] = "drawn in [79200, 86400]"
             used.add("drawn-token-lifetime")
+
+
+_NAMELESS_ROLE = re.compile(r"arn:[\w-]+:iam::\d{12}:role/")
+
+
+def _composed_without_name(pod: Any) -> bool:
+    """Rule compose-empty-role: an AWS_ROLE_ARN that ends at `role/`."""
+    spec = pod.get("spec", {}) if isinstance(pod, dict) else {}
+    containers = [*spec.get("containers", []), *spec.get("initContainers", [])]
+    return any(
+        e.get("name") == "AWS_ROLE_ARN" and _NAMELESS_ROLE.fullmatch(str(e.get("value", "")))
+        for c in containers
+        for e in c.get("env", []) or []
+    )
 
 
 def diff(a: Any, b: Any, where: str = "") -> list[Difference]:
@@ -235,6 +258,9 @@ def compare(
         used.add("applied-pods")
         theirs.pop("patchType"), mine.pop("patchType")
     differences.extend(diff(theirs, mine, "response"))
+    if ours.pod == ours.sent and _composed_without_name(upstream.pod):
+        upstream = dataclasses.replace(upstream, pod=upstream.sent)
+        used.add("compose-empty-role")
     upstream_pod = _normalise(copy.deepcopy(upstream.pod))
     our_pod = _normalise(copy.deepcopy(ours.pod))
     if upstream_pod != upstream.pod or our_pod != ours.pod:

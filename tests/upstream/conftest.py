@@ -24,7 +24,9 @@ from tests.e2e.controlplane import ControlPlane, run_control_plane
 from tests.support.server import CertFiles, write_certs
 from tests.upstream import cases
 from tests.upstream.compare import Senders
+from tests.upstream.metadata import instance_metadata
 from tests.upstream.peers import V1, Peer, run_ours, run_upstream, upstream_binaries
+from webhook.sources.imds import ENDPOINT_ENV
 
 SUMMARY: list[str] = []
 
@@ -119,16 +121,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         certs = write_certs(directory / "certs")
         context = ssl.create_default_context(cafile=str(certs.ca))
         sets = cases.flag_sets(directory)
+        endpoint, metadata_requests = stack.enter_context(instance_metadata())
         peers: dict[str, dict[str, Peer]] = {}
         senders: dict[str, Senders] = {}
         for flag_set in sets:
+            env = {ENDPOINT_ENV: endpoint} if flag_set.instance_metadata else None
             running = {
                 b.label: stack.enter_context(
-                    run_upstream(b, plane, certs, directory, flag_set.flags)
+                    run_upstream(b, plane, certs, directory, flag_set.flags, env)
                 )
                 for b in binaries
             }
-            running["ours"] = stack.enter_context(run_ours(plane, certs, directory, flag_set.flags))
+            running["ours"] = stack.enter_context(
+                run_ours(plane, certs, directory, flag_set.flags, env)
+            )
             peers[flag_set.name] = running
             senders[flag_set.name] = Senders(list(running.values()), context)
             stack.callback(senders[flag_set.name].close)
@@ -137,6 +143,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 (cases.BARE_NAMESPACE,) if flag_set.name == "config-map" else ()
             )
             _wait_for_accounts(senders[flag_set.name], peers[flag_set.name], probed)
+        if any(s.instance_metadata for s in sets):
+            # every server of those sets asked the stand-in, none the link-local address
+            asked = metadata_requests.count("GET /latest/dynamic/instance-identity/document")
+            assert asked >= len(binaries) + 1, metadata_requests
         versions = {b.label: f"{b.path.name} ({b.version})" for b in binaries}
         SUMMARY.append(
             "upstream: " + ", ".join(versions.values()) + f"; flag sets: {[s.name for s in sets]}"

@@ -111,11 +111,16 @@ def _process(
     speaks: tuple[str, ...],
     certs: CertFiles,
     directory: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Peer]:
     log_path = directory / f"{label}-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     peer = Peer(
         label,
@@ -158,18 +163,23 @@ def run_upstream(
     certs: CertFiles,
     directory: Path,
     flags: Sequence[str],
+    env: dict[str, str] | None = None,
 ) -> Iterator[Peer]:
     port, metrics_port = free_port(), free_port()
     command = [str(binary.path), *common_flags(plane, certs, port, metrics_port), *flags]
     with _process(
-        binary.label, command, port, metrics_port, binary.admission_versions, certs, directory
+        binary.label, command, port, metrics_port, binary.admission_versions, certs, directory, env
     ) as peer:
         yield peer
 
 
 @contextlib.contextmanager
 def run_ours(
-    plane: ControlPlane, certs: CertFiles, directory: Path, flags: Sequence[str]
+    plane: ControlPlane,
+    certs: CertFiles,
+    directory: Path,
+    flags: Sequence[str],
+    env: dict[str, str] | None = None,
 ) -> Iterator[Peer]:
     port, metrics_port = free_port(), free_port()
     command = [
@@ -183,5 +193,6 @@ def run_ours(
         "--metrics-bind-address=127.0.0.1",
         *flags,
     ]
-    with _process("ours", command, port, metrics_port, (V1, V1BETA1), certs, directory) as peer:
+    speaks = (V1, V1BETA1)
+    with _process("ours", command, port, metrics_port, speaks, certs, directory, env) as peer:
         yield peer

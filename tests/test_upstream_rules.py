@@ -172,19 +172,26 @@ def test_upstream_versions_are_pinned_beside_the_control_plane() -> None:
     assert values["UPSTREAM_MODULE"] == "github.com/aws/amazon-eks-pod-identity-webhook"
 
 
-def test_a_nameless_composed_role_is_allowed_only_against_an_unchanged_pod() -> None:
+def test_a_nameless_composed_role_is_allowed_only_where_ours_left_the_pod() -> None:
     theirs = copy.deepcopy(POD)
-    theirs["spec"]["containers"][0]["env"] = [
-        {"name": "AWS_ROLE_ARN", "value": "arn:aws-us-gov:iam::444455556666:role/"}
-    ]
+    theirs["spec"]["volumes"] = [{"name": "aws-iam-token", "projected": {"sources": []}}]
     upstream = _answer(theirs)
     upstream.sent = POD
     unchanged = _answer(copy.deepcopy(POD))
     unchanged.sent = POD
     used: set[str] = set()
-    assert compare(upstream, unchanged, "3bf80a34", used) == []
+    assert compare(upstream, unchanged, "3bf80a34", used, nameless_role=True) == []
     assert "compose-empty-role" in used
-    named = copy.deepcopy(theirs)
-    named["spec"]["containers"][0]["env"][0]["value"] += "app"
-    upstream.pod = named
-    assert compare(upstream, unchanged, "3bf80a34", set())
+    assert compare(upstream, unchanged, "3bf80a34", set())  # not a nameless-role case
+    changed = _answer(copy.deepcopy(POD) | {"kind": "Other"})
+    changed.sent = POD
+    assert compare(upstream, changed, "3bf80a34", set(), nameless_role=True)
+
+
+def test_a_case_reads_its_service_accounts_annotation_under_its_prefix() -> None:
+    accounts = {("side-a", "sa-1"): {"eks.amazonaws.com/role-arn": "", "x/role-arn": "r"}}
+    case = cases.Case(0, cases.FlagSet("defaults", ()), POD, accounts)
+    assert case.annotation("role-arn") == ""
+    assert case.with_pod(POD).annotation("audience") is None
+    other = cases.Case(0, cases.FlagSet("other", (), prefix="x"), POD, accounts)
+    assert other.annotation("role-arn") == "r"

@@ -319,18 +319,32 @@ def pod(rng: random.Random, index: int, flag_set: FlagSet) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
+Accounts = dict[tuple[str, str], dict[str, str]]  # (namespace, name) -> annotations
+
+
 @dataclass
 class Case:
     index: int
     flag_set: FlagSet
     pod: dict[str, Any] = field(repr=False)
+    accounts: Accounts = field(default_factory=dict, repr=False)
 
     def with_pod(self, pod: dict[str, Any]) -> Case:
-        return Case(self.index, self.flag_set, pod)
+        return Case(self.index, self.flag_set, pod, self.accounts)
+
+    def annotation(self, name: str) -> str | None:
+        """The pod's ServiceAccount's annotation under the flag set's prefix (None: not set)."""
+        key = (self.pod["metadata"]["namespace"], self.pod["spec"]["serviceAccountName"])
+        return self.accounts.get(key, {}).get(f"{self.flag_set.prefix}/{name}")
 
 
-def cases(rng: random.Random, sets: list[FlagSet], count: int) -> list[Case]:
-    return [Case(i, sets[i % len(sets)], pod(rng, i, sets[i % len(sets)])) for i in range(count)]
+def cases(
+    rng: random.Random, sets: list[FlagSet], count: int, accounts: Accounts | None = None
+) -> list[Case]:
+    return [
+        Case(i, sets[i % len(sets)], pod(rng, i, sets[i % len(sets)]), accounts or {})
+        for i in range(count)
+    ]
 
 
 def review(pod: dict[str, Any], api_version: str, uid: str) -> dict[str, Any]:

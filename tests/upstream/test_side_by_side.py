@@ -46,7 +46,7 @@ def _report(world: World, case: Case, found: dict[str, list[Difference]]) -> str
 
 def test_generated_cases_give_the_same_pods(world: World) -> None:
     start = time.monotonic()
-    generated = cases.cases(world.rng, world.sets, CASES)
+    generated = cases.cases(world.rng, world.sets, CASES, world.accounts)
     failing: list[tuple[Case, dict[str, list[Difference]]]] = []
     for case in generated:
         name = case.flag_set.name
@@ -165,7 +165,7 @@ def _moved(before: str, after: str, upstream_families: set[str]) -> dict[str, fl
 def test_metrics_count_the_same_admissions(world: World) -> None:
     """The same reviews to every server of a flag set: upstream's own families (names, labels
     and counts; durations by their `_count`) move the same way in both expositions."""
-    sample = cases.cases(random.Random(world.seed), world.sets, 60)
+    sample = cases.cases(random.Random(world.seed), world.sets, 60, world.accounts)
     for name, peers in world.peers.items():
         before = _scrape(peers)
         for case in sample:

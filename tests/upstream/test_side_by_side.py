@@ -44,6 +44,8 @@ def _report(world: World, case: Case, found: dict[str, list[Difference]]) -> str
     return "\n".join(lines)
 
 
+# The session's servers start in this test's setup; the cases take under a minute here.
+@pytest.mark.timeout(300)
 def test_generated_cases_give_the_same_pods(world: World) -> None:
     start = time.monotonic()
     generated = cases.cases(world.rng, world.sets, CASES, world.accounts)

@@ -242,6 +242,7 @@ FOREIGN_FLAGS = {
     "--repeat": "benchmarks",
     "--json": "benchmarks",
     "--duration": "benchmarks",
+    "--no-upstream": "benchmarks",
     "--latency": "wrk, which the benchmark runs",
 }
 OUR_PROGRAMS = ("pod-identity-webhook", "webhook")  # the console script; upstream's /webhook

@@ -27,20 +27,27 @@ CONTROL_PLANE = ("etcd", "kube-apiserver", "kubectl")
 
 
 def reference_binary() -> tuple[Path | None, str]:
-    """Upstream's reference build and its pinned version, or None and why it is missing."""
+    """Upstream's reference build, else its tag's build (the two differ only in the admission
+    envelope, docs/upstream.md "Side by side"), with what it is; or None and why."""
     pins = dict(
         line.split("=", 1)
         for line in PINS.read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
-    name, version = pins["UPSTREAM_REFERENCE_NAME"], pins["UPSTREAM_REFERENCE_VERSION"]
-    missing = [n for n in (name, *CONTROL_PLANE) if not os.access(BIN / n, os.X_OK)]
-    if missing:
+    builds = [
+        (pins["UPSTREAM_REFERENCE_NAME"], pins["UPSTREAM_REFERENCE_VERSION"]),
+        (pins["UPSTREAM_NAME"], pins["UPSTREAM_VERSION"]),
+    ]
+    missing = [n for n in CONTROL_PLANE if not os.access(BIN / n, os.X_OK)]
+    present = [(n, v) for n, v in builds if os.access(BIN / n, os.X_OK)]
+    if missing or not present:
         return None, (
-            f"upstream left out: {', '.join(missing)} not in {BIN} (`make e2e-tools` builds "
-            f"them; upstream's reference build is {name}, {version})"
+            f"upstream left out: {', '.join(missing or [n for n, _ in builds])} not in {BIN} "
+            "(`make e2e-tools` builds them)"
         )
-    return BIN / name, f"{name} ({version})"
+    name, version = present[0]
+    instead = "" if name == builds[0][0] else f", as {builds[0][0]} is not built"
+    return BIN / name, f"{name} ({version}{instead})"
 
 
 def create_accounts(kubectl: list[str], service_accounts: str) -> None:

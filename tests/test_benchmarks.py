@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.__main__ import build_parser, load_table
@@ -149,3 +151,27 @@ def test_load_table_shows_ratio_to_upstream_when_it_ran() -> None:
     # 3000/4000 requests/s, and 333/250 µs of CPU per request
     assert " 0.75x " in webhook and " 1.33x " in webhook
     assert "vs up" not in load_table([result("baseline", 2000.0), result("webhook", 3000.0)])
+
+
+def test_upstream_is_the_reference_build_else_the_tag_else_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import upstream
+
+    monkeypatch.setattr(upstream, "BIN", tmp_path)
+
+    def executable(name: str) -> None:
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+
+    binary, why = upstream.reference_binary()
+    assert binary is None and "etcd" in why and "make e2e-tools" in why
+    for name in ("etcd", "kube-apiserver", "kubectl"):
+        executable(name)
+    assert upstream.reference_binary()[0] is None
+    executable("upstream-webhook-v0.6.17")
+    binary, why = upstream.reference_binary()
+    assert binary == tmp_path / "upstream-webhook-v0.6.17" and "is not built" in why
+    executable("upstream-webhook-3bf80a34")
+    binary, why = upstream.reference_binary()
+    assert binary == tmp_path / "upstream-webhook-3bf80a34" and "3bf80a348116" in why

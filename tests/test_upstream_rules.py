@@ -195,3 +195,26 @@ def test_a_case_reads_its_service_accounts_annotation_under_its_prefix() -> None
     assert case.with_pod(POD).annotation("audience") is None
     other = cases.Case(0, cases.FlagSet("other", (), prefix="x"), POD, accounts)
     assert other.annotation("role-arn") == "r"
+
+
+def test_config_map_rules_apply_only_to_what_the_entry_leaves_out_or_sets_low() -> None:
+    def token_pod(audience: str | None, seconds: int) -> dict[str, Any]:
+        pod = _token_pod(seconds)
+        source = pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
+        if audience is not None:
+            source["audience"] = audience
+        return pod
+
+    ours = _answer(token_pod("sts.amazonaws.com", 600))
+    used: set[str] = set()
+    low = {"RoleARN": "arn:aws:iam::111122223333:role/app", "TokenExpiration": 100}
+    upstream = _answer(token_pod(None, 100))
+    assert compare(upstream, ours, "3bf80a34", used, config_entry=low) == []
+    assert {"config-map-audience", "config-map-expiration"} <= used
+    assert compare(upstream, ours, "3bf80a34", set())  # without the entry: differences
+    with_audience = {**low, "Audience": "sts.amazonaws.com"}
+    assert compare(upstream, ours, "3bf80a34", set(), config_entry=with_audience)
+    fine = {**with_audience, "TokenExpiration": 3600}
+    assert compare(
+        _answer(token_pod("sts.amazonaws.com", 3600)), ours, "3bf80a34", set(), config_entry=fine
+    )

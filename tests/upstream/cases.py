@@ -159,12 +159,16 @@ def config_map(rng: random.Random) -> dict[str, Any]:
         for i in range(0, ACCOUNTS_PER_NAMESPACE, 3)
     ]
     for key in [*keys, "*/sa-10"]:
-        entries[key] = {
+        entry: dict[str, Any] = {
             "RoleARN": rng.choice(ROLE_ARNS[:4]),
-            "Audience": rng.choice(("sts.amazonaws.com", "custom.example.com")),
             "UseRegionalSTS": rng.random() < 0.5,
             "TokenExpiration": rng.choice((0, 600, 3600, 86400)),
         }
+        if key.startswith(f"{BARE_NAMESPACE}/") and rng.random() < 0.3:
+            entry["TokenExpiration"] = rng.choice((1, 100, 599))
+        if not key.startswith(f"{BARE_NAMESPACE}/") or rng.random() < 0.7:
+            entry["Audience"] = rng.choice(("sts.amazonaws.com", "custom.example.com"))
+        entries[key] = entry
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -320,6 +324,7 @@ def pod(rng: random.Random, index: int, flag_set: FlagSet) -> dict[str, Any]:
 
 
 Accounts = dict[tuple[str, str], dict[str, str]]  # (namespace, name) -> annotations
+Entries = dict[str, dict[str, Any]]  # the ConfigMap's entries, "NAMESPACE/NAME" -> entry
 
 
 @dataclass
@@ -328,9 +333,19 @@ class Case:
     flag_set: FlagSet
     pod: dict[str, Any] = field(repr=False)
     accounts: Accounts = field(default_factory=dict, repr=False)
+    entries: Entries = field(default_factory=dict, repr=False)
 
     def with_pod(self, pod: dict[str, Any]) -> Case:
-        return Case(self.index, self.flag_set, pod, self.accounts)
+        return Case(self.index, self.flag_set, pod, self.accounts, self.entries)
+
+    def config_entry(self) -> dict[str, Any] | None:
+        """The ConfigMap entry of the pod's ServiceAccount in the config-map flag set, for a
+        ServiceAccount that has no annotations (None otherwise)."""
+        namespace = self.pod["metadata"]["namespace"]
+        name = self.pod["spec"]["serviceAccountName"]
+        if "--watch-config-map=true" not in self.flag_set.flags or namespace != BARE_NAMESPACE:
+            return None
+        return self.entries.get(f"{namespace}/{name}") or self.entries.get(f"*/{name}")
 
     def annotation(self, name: str) -> str | None:
         """The pod's ServiceAccount's annotation under the flag set's prefix (None: not set)."""
@@ -339,10 +354,16 @@ class Case:
 
 
 def cases(
-    rng: random.Random, sets: list[FlagSet], count: int, accounts: Accounts | None = None
+    rng: random.Random,
+    sets: list[FlagSet],
+    count: int,
+    accounts: Accounts | None = None,
+    entries: Entries | None = None,
 ) -> list[Case]:
     return [
-        Case(i, sets[i % len(sets)], pod(rng, i, sets[i % len(sets)]), accounts or {})
+        Case(
+            i, sets[i % len(sets)], pod(rng, i, sets[i % len(sets)]), accounts or {}, entries or {}
+        )
         for i in range(count)
     ]
 

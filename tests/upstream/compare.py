@@ -81,6 +81,18 @@ RULES = {
             "`...:role/` (no role name); ours must have left the pod as it was",
         ),
         Rule(
+            "config-map-audience",
+            "ConfigMap `Audience`",
+            "for a ConfigMap entry without Audience, upstream's token has no audience; ours "
+            "must have --token-audience",
+        ),
+        Rule(
+            "config-map-expiration",
+            "ConfigMap `TokenExpiration`",
+            "for a ConfigMap entry's TokenExpiration below 600, upstream keeps it; ours must "
+            "have 600",
+        ),
+        Rule(
             "content-type",
             "Response Content-Type",
             "upstream's response is labelled text/plain, ours application/json; bodies compared",
@@ -89,6 +101,8 @@ RULES = {
 }
 
 TOKEN_EXPIRATION_CAP = 2**32
+MIN_TOKEN_EXPIRATION = 600
+DEFAULT_TOKEN_AUDIENCE = "sts.amazonaws.com"  # the config-map flag set's --token-audience
 
 
 @dataclass
@@ -197,6 +211,27 @@ def _drawn(pod: Any, used: set[str]) -> None:
             used.add("drawn-token-lifetime")
 
 
+def _config_entry_rules(upstream: Any, ours: Any, entry: dict[str, Any], used: set[str]) -> None:
+    """Rules config-map-audience and config-map-expiration, on the first token volume."""
+    theirs = next(_expirations(upstream), None)
+    mine = next(_expirations(ours), None)
+    if theirs is None or mine is None:
+        return
+    token, our_token = theirs[2], mine[2]
+    if (
+        "Audience" not in entry
+        and "audience" not in token
+        and our_token.get("audience") == (DEFAULT_TOKEN_AUDIENCE)
+    ):
+        token["audience"] = DEFAULT_TOKEN_AUDIENCE
+        used.add("config-map-audience")
+    below = 0 < entry.get("TokenExpiration", 0) < MIN_TOKEN_EXPIRATION
+    kept = below and token["expirationSeconds"] == entry["TokenExpiration"]
+    if kept and our_token.get("expirationSeconds") == MIN_TOKEN_EXPIRATION:
+        token["expirationSeconds"] = MIN_TOKEN_EXPIRATION
+        used.add("config-map-expiration")
+
+
 def diff(a: Any, b: Any, where: str = "") -> list[Difference]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[Difference] = []
@@ -223,9 +258,11 @@ def compare(
     used: set[str],
     *,
     nameless_role: bool = False,
+    config_entry: dict[str, Any] | None = None,
 ) -> list[Difference]:
     """The differences no rule covers, between one upstream answer and ours. `nameless_role`:
-    the case composes role ARNs and its ServiceAccount's role-arn annotation is empty."""
+    the case composes role ARNs and its ServiceAccount's role-arn annotation is empty;
+    `config_entry`: the ConfigMap entry that gives the case's ServiceAccount its identity."""
     differences: list[Difference] = []
     if upstream.status != ours.status:
         differences.append(Difference("HTTP status", upstream.status, ours.status))
@@ -257,6 +294,8 @@ def compare(
     if upstream_pod != upstream.pod or our_pod != ours.pod:
         used.add("go-marshalling")
     _cap_expirations(upstream_pod, our_pod, used)
+    if config_entry is not None:
+        _config_entry_rules(upstream_pod, our_pod, config_entry, used)
     _drawn(upstream_pod, used)
     _drawn(our_pod, used)
     differences.extend(diff(upstream_pod, our_pod, "pod"))
@@ -283,7 +322,14 @@ def check_case(
             if label == "ours" or version not in peer.admission_versions:
                 continue
             theirs = senders.answer(peer, case.pod, version, uid)
-            differences = compare(theirs, mine, label, used, nameless_role=nameless_role)
+            differences = compare(
+                theirs,
+                mine,
+                label,
+                used,
+                nameless_role=nameless_role,
+                config_entry=case.config_entry(),
+            )
             if differences:
                 found[f"{label} {version}"] = differences
     return found

@@ -43,7 +43,8 @@ class World:
     peers: dict[str, dict[str, Peer]]  # flag set name -> label -> peer
     senders: dict[str, Senders]
     versions: dict[str, str]
-    accounts: dict[tuple[str, str], dict[str, str]]  # (namespace, name) -> annotations
+    accounts: cases.Accounts
+    entries: cases.Entries  # the ConfigMap's
     rules_used: set[str] = field(default_factory=set)
 
     def note(self, line: str) -> None:
@@ -109,7 +110,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 for name in (*cases.NAMESPACES, cases.BARE_NAMESPACE, cases.CONFIG_NAMESPACE)
             )
         )
-        plane.kubectl("apply", "-f", "-", stdin=json.dumps(cases.config_map(rng)))
+        config_map = cases.config_map(rng)
+        plane.kubectl("apply", "-f", "-", stdin=json.dumps(config_map))
         # sa-0 of each namespace last: the readiness probe waits for it
         accounts = cases.service_accounts(rng)
         # as JSON: YAML would turn values such as 1_000 or 0x10 into numbers on the way
@@ -156,4 +158,5 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (a["metadata"]["namespace"], a["metadata"]["name"]): a["metadata"]["annotations"]
             for a in accounts
         }
-        yield World(plane, certs, seed, rng, sets, peers, senders, versions, annotations)
+        entries = json.loads(config_map["data"]["config"])
+        yield World(plane, certs, seed, rng, sets, peers, senders, versions, annotations, entries)

@@ -48,7 +48,7 @@ def _report(world: World, case: Case, found: dict[str, list[Difference]]) -> str
 @pytest.mark.timeout(300)
 def test_generated_cases_give_the_same_pods(world: World) -> None:
     start = time.monotonic()
-    generated = cases.cases(world.rng, world.sets, CASES, world.accounts)
+    generated = cases.cases(world.rng, world.sets, CASES, world.accounts, world.entries)
     failing: list[tuple[Case, dict[str, list[Difference]]]] = []
     for case in generated:
         name = case.flag_set.name
@@ -167,7 +167,7 @@ def _moved(before: str, after: str, upstream_families: set[str]) -> dict[str, fl
 def test_metrics_count_the_same_admissions(world: World) -> None:
     """The same reviews to every server of a flag set: upstream's own families (names, labels
     and counts; durations by their `_count`) move the same way in both expositions."""
-    sample = cases.cases(random.Random(world.seed), world.sets, 60, world.accounts)
+    sample = cases.cases(random.Random(world.seed), world.sets, 60, world.accounts, world.entries)
     for name, peers in world.peers.items():
         before = _scrape(peers)
         for case in sample:

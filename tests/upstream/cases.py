@@ -68,6 +68,7 @@ ENV_NAMES = (
 TOKEN_VOLUME = "aws-iam-token"
 CC_VOLUME = "eks-pod-identity-token"
 CONTAINER_CREDENTIALS_AUDIENCE = "pods.example.com"
+CC_TOKEN_VOLUME = "pod-identity-token"  # the pod-identity flag set's volume name
 # --watch-config-map reads the ConfigMap pod-identity-webhook of --namespace
 CONFIG_NAMESPACE = "side-config"
 CONFIG_MAP = "pod-identity-webhook"
@@ -117,7 +118,7 @@ def flag_sets(directory: Path) -> list[FlagSet]:
                 f"--container-credentials-audience={CONTAINER_CREDENTIALS_AUDIENCE}",
                 "--container-credentials-full-uri=http://127.0.0.1:9/v1/credentials",
                 "--container-credentials-token-mount-path=/var/run/secrets/pods.example.com/sa",
-                "--container-credentials-token-volume-name=pod-identity-token",
+                f"--container-credentials-token-volume-name={CC_TOKEN_VOLUME}",
                 "--container-credentials-token-path=pod-token",
                 "--aws-default-region=ap-south-1",
             ),

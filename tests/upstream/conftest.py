@@ -64,10 +64,15 @@ def _seed() -> int:
 
 
 def _wait_for_accounts(
-    senders: Senders, peers: dict[str, Peer], namespaces: tuple[str, ...], timeout: float = 60
+    senders: Senders,
+    peers: dict[str, Peer],
+    namespaces: tuple[str, ...],
+    volume: str,
+    timeout: float = 60,
 ) -> None:
-    """Until every server mutates a pod of the first ServiceAccount of each namespace (made
-    last-but-not-least: the informer or list has then seen the others too, applied together)."""
+    """Until every server gives a pod of sa-0 of each namespace the token volume `volume`.
+    sa-0 is created last and read with the others (one list); with a container-credentials
+    file the volume is that mode's, so the file has been read too."""
     deadline = time.monotonic() + timeout
     for namespace in namespaces:
         pod = {
@@ -79,10 +84,14 @@ def _wait_for_accounts(
         for peer in peers.values():
             while True:
                 answer = senders.answer(peer, pod, V1, "probe")
-                if answer.pod != pod:
+                volumes = answer.pod.get("spec", {}).get("volumes", [])
+                if any(v.get("name") == volume for v in volumes):
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{peer.label} saw no ServiceAccount within {timeout:.0f} s")
+                    raise RuntimeError(
+                        f"{peer.label} gave {namespace}/sa-0 no volume {volume} within "
+                        f"{timeout:.0f} s:\n{peer.log()}"
+                    )
                 time.sleep(0.2)
 
 
@@ -144,7 +153,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             probed = cases.NAMESPACES + (
                 (cases.BARE_NAMESPACE,) if flag_set.name == "config-map" else ()
             )
-            _wait_for_accounts(senders[flag_set.name], peers[flag_set.name], probed)
+            volume = cases.CC_TOKEN_VOLUME if flag_set.container_credentials else cases.TOKEN_VOLUME
+            _wait_for_accounts(senders[flag_set.name], peers[flag_set.name], probed, volume)
         if any(s.instance_metadata for s in sets):
             # every server of those sets asked the stand-in, none the link-local address
             asked = metadata_requests.count("GET /latest/dynamic/instance-identity/document")

@@ -18,6 +18,8 @@ from pathlib import Path
 from benchmarks import upstream
 from benchmarks.accounts import body_path, service_accounts_yaml
 from benchmarks.wrk import WrkResult, run_wrk
+from tests.e2e.controlplane import binary as peer
+from tests.e2e.controlplane import run_control_plane
 from webhook.certs import issue
 
 ACCOUNTS = 10_000
@@ -185,9 +187,6 @@ def upstream_server(
 ) -> Iterator[tuple[str, int]]:
     """The e2e control plane (unpinned; idle while wrk runs) with the same ServiceAccounts, and
     upstream's webhook pinned to the servers' core (benchmarks/upstream.py)."""
-    from tests.e2e.controlplane import binary as peer
-    from tests.e2e.controlplane import run_control_plane
-
     with run_control_plane(workdir / "plane", controller_manager=False) as plane:
         start = time.monotonic()
         kubectl = [str(peer("kubectl")), f"--kubeconfig={plane.admin_kubeconfig}"]

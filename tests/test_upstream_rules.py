@@ -4,12 +4,15 @@ say, shrinking finds a smaller pod, and the generator covers what docs/upstream.
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import random
 import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.upstream import cases
@@ -17,10 +20,11 @@ from tests.upstream.compare import (
     RULES,
     TOKEN_EXPIRATION_CAP,
     Answer,
+    Senders,
     compare,
     shrink,
 )
-from tests.upstream.peers import V1, pins
+from tests.upstream.peers import V1, Peer, pins
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_DOC = (ROOT / "docs" / "upstream.md").read_text()
@@ -218,3 +222,25 @@ def test_config_map_rules_apply_only_to_what_the_entry_leaves_out_or_sets_low() 
     assert compare(
         _answer(token_pod("sts.amazonaws.com", 3600)), ours, "3bf80a34", set(), config_entry=fine
     )
+
+
+def test_a_patch_that_does_not_apply_is_a_difference_not_a_crash() -> None:
+    bad = [{"op": "add", "path": "/spec/nothing/here/-", "value": 1}]
+    body = {
+        "apiVersion": V1,
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": "u",
+            "allowed": True,
+            "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(bad).encode()).decode(),
+        },
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    peer = Peer("3bf80a34", "https://127.0.0.1:1", "http://127.0.0.1:2", (V1,), None, Path())  # type: ignore[arg-type]
+    senders = Senders([], None)  # type: ignore[arg-type]
+    senders.clients[peer.label] = httpx.Client(base_url=peer.url, transport=transport)
+    senders.sent[peer.label] = senders.changed[peer.label] = 0
+    answer = senders.answer(peer, POD, V1, "u")
+    assert "patch does not apply" in answer.pod
+    assert compare(answer, _answer(POD), "3bf80a34", set())

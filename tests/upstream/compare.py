@@ -158,10 +158,14 @@ class Senders:
             **{k: inner.get(k) for k in ("uid", "allowed", "patchType")},
             "status": inner.get("status"),
         }
-        applied = copy.deepcopy(pod)
+        applied: Any = copy.deepcopy(pod)
         if patch is not None:
             operations = json.loads(base64.b64decode(patch))
-            applied = jsonpatch.apply_patch(applied, operations)
+            try:
+                applied = jsonpatch.apply_patch(applied, operations)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+                # a patch that does not apply is a difference to show, not a crash
+                applied = {"patch does not apply": f"{error}: {operations}"}
         if applied != pod:
             self.changed[peer.label] += 1
         content_type = response.headers.get("content-type", "")

@@ -67,6 +67,8 @@ ENV_NAMES = (
 )
 TOKEN_VOLUME = "aws-iam-token"
 CC_VOLUME = "eks-pod-identity-token"
+# a container field a newer Kubernetes could send, unknown to upstream's Go structs
+UNKNOWN_FIELD = "fieldFromANewerKubernetes"
 CONTAINER_CREDENTIALS_AUDIENCE = "pods.example.com"
 CC_TOKEN_VOLUME = "pod-identity-token"  # the pod-identity flag set's volume name
 # --watch-config-map reads the ConfigMap pod-identity-webhook of --namespace
@@ -268,6 +270,8 @@ def _container(rng: random.Random, name: str) -> dict[str, Any]:
         container["resources"] = {"limits": {"cpu": "1"}}
     if rng.random() < 0.1:
         container["command"] = ["sh", "-c", "echo hi"]
+    if rng.random() < 0.05:
+        container[UNKNOWN_FIELD] = {"on": True}
     return container
 
 
@@ -417,7 +421,7 @@ def smaller(pod: dict[str, Any]) -> list[dict[str, Any]]:
                     if not target[list_key]:
                         del target[list_key]
                     out.append(candidate)
-            for extra in ("resources", "restartPolicy"):
+            for extra in ("resources", "restartPolicy", UNKNOWN_FIELD):
                 if extra in container:
                     candidate = copy.deepcopy(pod)
                     del candidate["spec"][key][ci][extra]

@@ -18,7 +18,13 @@ from typing import Any
 import httpx
 import jsonpatch
 
-from tests.upstream.cases import CONTAINER_CREDENTIALS_AUDIENCE, Case, review, smaller
+from tests.upstream.cases import (
+    CONTAINER_CREDENTIALS_AUDIENCE,
+    UNKNOWN_FIELD,
+    Case,
+    review,
+    smaller,
+)
 from tests.upstream.peers import V1, V1BETA1, Peer
 
 
@@ -46,6 +52,12 @@ RULES = {
             "Patches",
             "`resources: {}` and `null` that Go's structs add to a rewritten container, and the "
             "empty strings their `omitempty` drops, are taken out of both pods before comparing",
+        ),
+        Rule(
+            "unknown-fields",
+            "Patches",
+            "a container field unknown to upstream's structs is gone from a container upstream "
+            "rewrote; ours must have kept it as sent",
         ),
         Rule(
             "admission-warnings",
@@ -195,6 +207,24 @@ def _expirations(pod: Any) -> Iterator[tuple[int, int, dict[str, Any]]]:
                 yield vi, si, token
 
 
+def _unknown_fields(upstream: Any, ours: Any, sent: Any, used: set[str]) -> None:
+    """Rule unknown-fields, on containers and init containers."""
+    if not isinstance(sent, dict):
+        return
+    for key in ("containers", "initContainers"):
+        given = sent.get("spec", {}).get(key, [])
+        theirs = upstream.get("spec", {}).get(key, []) if isinstance(upstream, dict) else []
+        mine = ours.get("spec", {}).get(key, []) if isinstance(ours, dict) else []
+        for i, container in enumerate(given):
+            if UNKNOWN_FIELD not in container or i >= len(theirs) or i >= len(mine):
+                continue
+            if UNKNOWN_FIELD not in theirs[i] and mine[i].get(UNKNOWN_FIELD) == _normalise(
+                container[UNKNOWN_FIELD]
+            ):
+                del mine[i][UNKNOWN_FIELD]
+                used.add("unknown-fields")
+
+
 def _cap_expirations(upstream: Any, ours: Any, used: set[str]) -> None:
     """Rule token-expiration-cap: upstream keeps a lifetime above 2^32, ours caps it there."""
     mine = {(vi, si): token for vi, si, token in _expirations(ours)}
@@ -297,6 +327,7 @@ def compare(
     our_pod = _normalise(copy.deepcopy(ours.pod))
     if upstream_pod != upstream.pod or our_pod != ours.pod:
         used.add("go-marshalling")
+    _unknown_fields(upstream_pod, our_pod, ours.sent, used)
     _cap_expirations(upstream_pod, our_pod, used)
     if config_entry is not None:
         _config_entry_rules(upstream_pod, our_pod, config_entry, used)

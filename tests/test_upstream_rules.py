@@ -244,3 +244,16 @@ def test_a_patch_that_does_not_apply_is_a_difference_not_a_crash() -> None:
     answer = senders.answer(peer, POD, V1, "u")
     assert "patch does not apply" in answer.pod
     assert compare(answer, _answer(POD), "3bf80a34", set())
+
+
+def test_an_unknown_field_may_be_gone_upstream_only_if_ours_kept_it() -> None:
+    sent = copy.deepcopy(POD)
+    sent["spec"]["containers"][0][cases.UNKNOWN_FIELD] = {"on": True}
+    ours = _answer(copy.deepcopy(sent))
+    ours.sent = sent
+    used: set[str] = set()
+    assert compare(_answer(copy.deepcopy(POD)), ours, "3bf80a34", used) == []
+    assert "unknown-fields" in used
+    dropped = _answer(copy.deepcopy(POD))
+    dropped.sent = sent
+    assert compare(_answer(copy.deepcopy(sent)), dropped, "3bf80a34", set())  # ours lost it

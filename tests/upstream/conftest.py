@@ -29,6 +29,7 @@ from tests.upstream.peers import V1, Peer, run_ours, run_upstream, upstream_bina
 from webhook.sources.imds import ENDPOINT_ENV
 
 SUMMARY: list[str] = []
+RULES_USED: set[str] = set()  # every rule a difference was allowed by, over the whole run
 
 
 @dataclass
@@ -45,7 +46,7 @@ class World:
     versions: dict[str, str]
     accounts: cases.Accounts
     entries: cases.Entries  # the ConfigMap's
-    rules_used: set[str] = field(default_factory=set)
+    rules_used: set[str] = field(default_factory=lambda: RULES_USED)
 
     def note(self, line: str) -> None:
         SUMMARY.append(line)
@@ -56,6 +57,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("upstream side by side")
         for line in SUMMARY:
             terminalreporter.write_line(line)
+        terminalreporter.write_line("rules applied: " + ", ".join(sorted(RULES_USED)))
 
 
 def _seed() -> int:

@@ -67,7 +67,6 @@ def test_generated_cases_give_the_same_pods(world: World) -> None:
         f"{name} {s.changed['ours']}/{s.sent['ours']}" for name, s in world.senders.items()
     )
     world.note(f"{changed} of our {answered} answers changed the pod ({per_set})")
-    world.note("rules applied: " + ", ".join(sorted(world.rules_used)))
     if not failing:
         return
     kinds = Counter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -212,3 +213,58 @@ def _wait_authorized(plane: ControlPlane, kubeconfig: Any) -> None:
         return answer.stdout.strip() == "yes"
 
     eventually(allowed, timeout=30)
+
+
+def _query(path: str) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+
+
+def test_a_bookmark_carries_the_next_watch_forward(
+    plane: ControlPlane,
+    namespace: str,
+    base_manifests: list[dict[str, Any]],
+    serving_certs: CertFiles,
+    tmp_path: Any,
+) -> None:
+    """kube-apiserver sends a watch a BOOKMARK about once a minute, at the newest
+    resourceVersion it knows, which is past the last ServiceAccount event when other objects
+    changed since. The webhook keeps it, so the next watch (after a timeout, or a balancer's
+    stream limit) starts from the bookmark, with no LIST (docs/cluster.md "Sources")."""
+    pki = plane.pki
+    with (
+        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
+        deployed(plane, tmp_path, base_manifests, serving_certs, server=balancer.url) as webhook,
+    ):
+
+        def watches() -> list[str]:
+            return [
+                path
+                for _, path in balancer.requests
+                if "/serviceaccounts?" in path and _query(path).get("watch") == "true"
+            ]
+
+        def stream() -> list[tuple[str, int]]:
+            return [(kind, int(rv)) for path, kind, rv in balancer.watch_events if path == first]
+
+        first = eventually(watches, timeout=20)[0]
+        assert _query(first).get("allowWatchBookmarks") == "true"
+        create(plane, service_account("marker", namespace, role_arn=ROLE))
+        eventually(lambda: any(kind == "ADDED" for kind, _ in stream()))
+        # other objects change; a consistent LIST makes the API server's cache of
+        # ServiceAccounts catch up with etcd's revision, which the next bookmark carries
+        plane.kubectl("create", "configmap", "past-the-last-event", "-n", namespace)
+        plane.kubectl("get", "serviceaccounts", "--all-namespaces")
+        eventually(lambda: stream()[-1][0] == "BOOKMARK", timeout=90, every=1)
+        time.sleep(0.5)
+        events = stream()
+        kind, bookmark = events[-1]
+        assert kind == "BOOKMARK", events[-3:]
+        last_change = max(rv for kind, rv in events if kind != "BOOKMARK")
+        assert bookmark > last_change, events[-3:]
+        lists_before = len(service_account_lists(plane, 0))
+        seen_before = len(watches())
+        balancer.end_streams()
+        following = eventually(lambda: watches()[seen_before:], timeout=20)[0]
+        assert _query(following).get("resourceVersion") == str(bookmark), (events[-3:], following)
+        assert len(service_account_lists(plane, 0)) == lists_before
+        assert restarts(webhook, "expired") + restarts(webhook, "closed") == 0

@@ -53,7 +53,8 @@ build etcd "$here/etcd" "$bin/etcd" -ldflags "-s -w" go.etcd.io/etcd/server/v3
 build kube "$here/kube" "$bin/" -ldflags "$kube_ldflags" k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
 
-"$bin/etcd" --version | head -1
+# awk reads to the end: head would close the pipe early and, with pipefail, fail on SIGPIPE
+"$bin/etcd" --version | awk 'NR == 1'
 "$bin/kube-apiserver" --version
 "$bin/kube-controller-manager" --version
-"$bin/kubectl" version --client 2>/dev/null | head -1
+"$bin/kubectl" version --client 2>/dev/null | awk 'NR == 1'

@@ -127,11 +127,16 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
         second_config = _kubeconfig_for(plane, second_url, tmp_path)
         _wait_authorized(plane, second_config)
         balancer.target = second_url
+        # the balancer drains its streams to the first API server, then that one goes away.
+        # (Stopped first, it would send a last bookmark, which may carry a resourceVersion
+        # the second one still has: then the move costs no 410, which is the point of
+        # bookmarks but not what this case is about.)
+        balancer.end_streams()
         first.stop()
         try:
-            # the webhook's watch ended cleanly at the first API server; its re-watch from
-            # the resourceVersion it had reaches the second one, whose history begins after
-            # the compaction: 410, counted as expired, then exactly one LIST
+            # the webhook's watch ended cleanly; its re-watch from the resourceVersion of its
+            # last event reaches the second API server, whose history begins after the
+            # compaction: 410, counted as expired, then exactly one LIST
             set_role(plane, namespace, "reader", OTHER, kubeconfig=second_config)
             eventually(lambda: restarts(webhook, "expired") == 1, timeout=30)
             role_of_next_pod = new_pods(
@@ -230,6 +235,8 @@ def test_a_bookmark_carries_the_next_watch_forward(
     resourceVersion it knows, which is past the last ServiceAccount event when other objects
     changed since. The webhook keeps it, so the next watch (after a timeout, or a balancer's
     stream limit) starts from the bookmark, with no LIST (docs/cluster.md "Sources")."""
+    # earlier cases' namespaces going away delete ServiceAccounts: wait for quiet
+    eventually(lambda: "Terminating" not in plane.kubectl("get", "namespaces").stdout, timeout=90)
     pki = plane.pki
     with (
         run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
@@ -253,18 +260,21 @@ def test_a_bookmark_carries_the_next_watch_forward(
         # other objects change; a consistent LIST makes the API server's cache of
         # ServiceAccounts catch up with etcd's revision, which the next bookmark carries
         plane.kubectl("create", "configmap", "past-the-last-event", "-n", namespace)
-        plane.kubectl("get", "serviceaccounts", "--all-namespaces")
-        eventually(lambda: stream()[-1][0] == "BOOKMARK", timeout=90, every=1)
+
+        def bookmark_past_the_last_change() -> tuple[int, int] | None:
+            plane.kubectl("get", "serviceaccounts", "--all-namespaces")
+            events = stream()
+            changes = [rv for kind, rv in events if kind != "BOOKMARK"]
+            kind, rv = events[-1]
+            return (rv, max(changes)) if kind == "BOOKMARK" and rv > max(changes) else None
+
+        bookmark, last_change = eventually(bookmark_past_the_last_change, timeout=150, every=3)
         time.sleep(0.5)
-        events = stream()
-        kind, bookmark = events[-1]
-        assert kind == "BOOKMARK", events[-3:]
-        last_change = max(rv for kind, rv in events if kind != "BOOKMARK")
-        assert bookmark > last_change, events[-3:]
+        assert stream()[-1] == ("BOOKMARK", bookmark), stream()[-3:]
         lists_before = len(service_account_lists(plane, 0))
         seen_before = len(watches())
         balancer.end_streams()
         following = eventually(lambda: watches()[seen_before:], timeout=20)[0]
-        assert _query(following).get("resourceVersion") == str(bookmark), (events[-3:], following)
+        assert _query(following).get("resourceVersion") == str(bookmark), (last_change, following)
         assert len(service_account_lists(plane, 0)) == lists_before
         assert restarts(webhook, "expired") + restarts(webhook, "closed") == 0

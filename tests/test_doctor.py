@@ -231,6 +231,15 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         "no container gets credentials",
     ),
     (
+        "no-container-included",
+        lambda w: w.pod["metadata"].update(
+            annotations={"eks.amazonaws.com/include-containers": "ghost"}
+        ),
+        "pod.containers",
+        "no container gets credentials (include-containers names 'ghost', which is not a "
+        "container of this pod)",
+    ),
+    (
         "container-sets-its-own-role-without-token-file",
         lambda w: w.pod["spec"]["containers"][1].update(
             env=[{"name": "AWS_ROLE_ARN", "value": ROLE}]

@@ -139,6 +139,24 @@ def test_skip_containers_that_go_cannot_read_skips_nothing(
     assert counted(webhook, "pod", "skip-containers") >= 1
 
 
+def test_include_containers_that_go_cannot_read_wires_nothing_and_is_counted(
+    cluster: tuple[FakeApiServer, RunningWebhook],
+) -> None:
+    _, webhook = cluster
+    before = counted(webhook, "pod", "include-containers")
+    with webhook.client() as client:
+        pod, warnings = admit(
+            client,
+            "ns",
+            "plain",
+            annotations={P + "include-containers": 'app,side"car'},
+            containers=("app", "sidecar"),
+        )
+    assert all("env" not in container for container in pod["spec"]["containers"])
+    assert any("no container gets credentials" in w for w in warnings), warnings
+    assert counted(webhook, "pod", "include-containers") == before + 1
+
+
 def test_giant_expiration_in_the_first_list_does_not_keep_the_webhook_unready(
     tmp_path: Path, cert_files: CertFiles
 ) -> None:

@@ -11,7 +11,12 @@ import jsonpatch
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
+from webhook.mutation.identity import (
+    INCLUDE_CONTAINERS,
+    ROLE_ARN,
+    SKIP_CONTAINERS,
+    is_valid_role_arn,
+)
 from webhook.mutation.patch import REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import (
@@ -124,6 +129,7 @@ def _containers(
         return not_checked(check, "the webhook leaves this pod unchanged (no identity)")
     raw_skip = pod_annotations(pod).get(f"{prefix}/{SKIP_CONTAINERS}")
     skipped = parse_skip_containers(raw_skip)[0] if raw_skip is not None else frozenset()
+    included = identity.include_containers
     pair = (
         (FULL_URI_ENV, AUTH_TOKEN_FILE_ENV)
         if identity.mode is Mode.CONTAINER_CREDENTIALS
@@ -138,6 +144,9 @@ def _containers(
             name = str(container.get("name", ""))
             if name in skipped:
                 left.append(f"{name} (skip-containers)")
+                continue
+            if included is not None and name not in included:
+                left.append(f"{name} (not in include-containers)")
                 continue
             # the same rule the admission warning uses, on the container as the webhook leaves it
             env = [e for e in after[index].get("env") or () if isinstance(e, dict)]
@@ -169,7 +178,8 @@ def _containers(
             check,
             "no container gets credentials" + (f" ({notes})" if notes else ""),
             seen=seen,
-            fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}",
+            fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}"
+            + (f", or name them in {prefix}/{INCLUDE_CONTAINERS}" if included is not None else ""),
         )
     return passed(check, seen + (f"; warnings: {notes}" if notes else ""), seen=seen)
 

@@ -13,6 +13,7 @@ AUDIENCE = "audience"
 STS_REGIONAL_ENDPOINTS = "sts-regional-endpoints"
 TOKEN_EXPIRATION = "token-expiration"
 SKIP_CONTAINERS = "skip-containers"
+INCLUDE_CONTAINERS = "include-containers"
 
 # The pattern upstream warns on; a role ARN that fails it is still used, as upstream does.
 _ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z0-9-]*:iam::\d{12}:role/[\w\-/.@+=,]+$")

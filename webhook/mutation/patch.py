@@ -58,12 +58,13 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
     ops.extend(_volume_ops(spec, identity))
     seen_names: set[str] = set()
     notes: list[str] = []  # half-wired containers (webhook/mutation/wiring.py)
+    include = identity.include_containers
     for list_name in CONTAINER_LISTS:
         containers: Sequence[JsonObject] = spec.get(list_name) or ()
         for index, container in enumerate(containers):
             name = container.get("name", "")
             seen_names.add(name)
-            if name in identity.skip_containers:
+            if name in identity.skip_containers or (include is not None and name not in include):
                 continue
             ops.extend(
                 _container_ops(
@@ -78,6 +79,11 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
         f"skip-containers names {name!r}, which is not a container of this pod"
         for name in sorted(identity.skip_containers - seen_names)
     )
+    if include is not None:
+        notes.extend(
+            f"include-containers names {name!r}, which is not a container of this pod"
+            for name in sorted(include - seen_names)
+        )
     return Mutation(ops, tuple(notes))
 
 

@@ -25,6 +25,7 @@ from webhook.mutation.podidentity import (
     parse_skip_containers,
     pod_annotations,
 )
+from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (
     AUTH_TOKEN_FILE_ENV,
     FULL_URI_ENV,
@@ -202,7 +203,35 @@ def _sdk(patched: JsonObject, result: Answer, token: dict[str, Any] | None) -> l
             not_checked("sdk.region", "no identity: nothing for the SDKs to read"),
             not_checked("sdk.token-lifetime", "no identity: no token"),
         ]
-    return [_region(patched), _lifetime(token)]
+    checks = [_region(patched), _lifetime(token)]
+    endpoint = _sts_endpoint(patched)
+    if endpoint is not None:  # only when a container is pointed away from AWS STS
+        checks.append(endpoint)
+    return checks
+
+
+def _sts_endpoint(patched: JsonObject) -> Check | None:
+    """Where the SDKs of the wired containers send AssumeRoleWithWebIdentity, when it is not
+    AWS STS (AWS_ENDPOINT_URL_STS, from --sts-endpoint-url, the annotation or the container)."""
+    spec = patched.get("spec") or {}
+    where: dict[str, list[str]] = {}
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            env = [e for e in container.get("env") or () if isinstance(e, dict)]
+            if not any(e.get("name") in (ROLE_ARN_ENV, FULL_URI_ENV) for e in env):
+                continue
+            for entry in env:
+                if entry.get("name") == STS_ENDPOINT_ENV:
+                    value = str(entry.get("value", "(valueFrom)"))
+                    where.setdefault(value, []).append(str(container.get("name")))
+    if not where:
+        return None
+    seen = "; ".join(f"{url} ({', '.join(names)})" for url, names in where.items())
+    return passed(
+        "sdk.sts-endpoint",
+        f"{STS_ENDPOINT_ENV}: the SDKs call STS at {seen}, not AWS STS",
+        seen=seen,
+    )
 
 
 def _region(patched: JsonObject) -> Check:

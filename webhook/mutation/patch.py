@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops
 from webhook.mutation.podidentity import Mode, PodIdentity
+from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (
     AUTH_TOKEN_FILE_ENV,
     FULL_URI_ENV,
@@ -156,6 +157,11 @@ def _container_ops(
     if not credentials_set:
         new_env.append({"name": credential_name, "value": credential_value})
         new_env.append({"name": token_name, "value": token_value})
+        # The endpoint goes with the credentials the webhook adds; a container that wires its
+        # own, or sets its own endpoint, keeps its choice.
+        endpoint = identity.sts_endpoint_url
+        if endpoint and STS_ENDPOINT_ENV not in names:
+            new_env.append({"name": STS_ENDPOINT_ENV, "value": endpoint})
 
     ops: list[PatchOp] = []
     if new_env:

@@ -70,6 +70,9 @@ class PodIdentity(NamedTuple):
     # None: every container; else only these (skip_containers still wins), README
     # "How a pod is mutated".
     include_containers: frozenset[str] | None = None
+    # AWS_ENDPOINT_URL_STS, IRSA only: container-credentials pods get their credentials from
+    # the node's agent at full_uri, and their SDKs never call STS.
+    sts_endpoint_url: str = ""
 
 
 class Resolution(NamedTuple):
@@ -212,6 +215,7 @@ def _web_identity(
         region=region,
         skip_containers=skip,
         include_containers=include,
+        sts_endpoint_url=chosen.sts_endpoint_url,
     )
     return Resolution(identity, tuple(warnings), tuple(invalid))
 

@@ -1,0 +1,300 @@
+"""Real AWS clients against `pod-identity-webhook sts`, with exactly the env a mutated container
+gets: boto3 and the AWS CLI get credentials through AssumeRoleWithWebIdentity, and
+GetCallerIdentity names the assumed role; a token the trust policy or the provider refuses
+gives the SDK's error with STS's code and the failed check.
+
+The env comes from `mutate` (with --sts-endpoint-url at the local STS and --token-mount-path
+in a temporary folder), and the token is written where its mount points, as kubelet would. The
+keys are made by `oidc keygen`, the issuer's documents and the trust policy by `oidc bundle`.
+
+boto3 and the AWS CLI live in their own venv (build/aws-venv, made by `make tools`): botocore
+requires python-dateutil < 3, which the webhook's pinned set does not have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from webhook.cli import main
+from webhook.oidc.discovery import Issuer
+from webhook.oidc.keys import read_private_key
+from webhook.oidc.subject import ServiceAccountSubject
+from webhook.oidc.token import sign_token, token_claims
+
+AWS_VENV = ROOT / "build" / "aws-venv"
+AWS_PYTHON = AWS_VENV / "bin" / "python"
+AWS_CLI = AWS_VENV / "bin" / "aws"
+ISSUER = "https://oidc.kind.test/cluster"
+ROLE = "arn:aws:iam::111122223333:role/app"
+ASSUMED = re.compile(r"arn:aws:sts::111122223333:assumed-role/app/botocore-session-\d+")
+CLIENT_SECONDS = 60
+
+pytestmark = pytest.mark.skipif(
+    not (AWS_PYTHON.exists() and AWS_CLI.exists()),
+    reason=f"boto3 and the AWS CLI are not installed in {AWS_VENV} (make tools installs them)",
+)
+
+BOTO3 = """
+import json, boto3, botocore.exceptions
+try:
+    print(json.dumps(boto3.client("sts").get_caller_identity()))
+except botocore.exceptions.ClientError as exc:
+    print(json.dumps({"code": exc.response["Error"]["Code"], "error": str(exc)}))
+"""
+
+
+@dataclass
+class World:
+    root: Path
+    endpoint: str
+    private_key: Path
+    other_key: Path
+
+    def token(self, subject: str = "ns:app", audience: str = "sts.amazonaws.com") -> str:
+        namespace, name = subject.split(":")
+        self.run_cli(
+            [
+                "oidc",
+                "token",
+                "--private-key",
+                str(self.private_key),
+                "--issuer",
+                ISSUER,
+                "--subject",
+                f"system:serviceaccount:{namespace}:{name}",
+                "--audience",
+                audience,
+            ],
+            self.root / "minted",
+        )
+        return (self.root / "minted").read_text()
+
+    def run_cli(self, argv: list[str], out: Path) -> None:
+        """The webhook's command line, in this process (its output is all that is kept)."""
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(argv) == 0
+        out.write_text(printed.getvalue())
+
+    def container_env(self, mount: Path) -> dict[str, str]:
+        """The first container's env after the webhook's patch, as `mutate` prints it."""
+        out = self.root / f"mutated-{mount.name}.yaml"
+        self.run_cli(
+            [
+                "mutate",
+                "-f",
+                str(self.root / "pod.yaml"),
+                "--sts-endpoint-url",
+                self.endpoint,
+                "--aws-default-region",
+                "us-west-2",
+                "--token-mount-path",
+                str(mount),
+            ],
+            out,
+        )
+        pod = yaml.safe_load(out.read_text())
+        return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("sts-clients")
+    for name in ("keys", "other"):
+        assert main(["oidc", "keygen", "--out", str(root / name)]) == 0
+    bundle = root / "bundle"
+    assert (
+        main(
+            [
+                "oidc",
+                "bundle",
+                "--issuer",
+                ISSUER,
+                "--public-key",
+                str(root / "keys" / "sa-signer.pub"),
+                "--out",
+                str(bundle),
+                "--namespace",
+                "ns",
+                "--service-account",
+                "app",
+                "--account-id",
+                "111122223333",
+            ]
+        )
+        == 0
+    )
+    roles = root / "roles"
+    roles.mkdir()
+    policy = json.loads((bundle / "trust-policy.json").read_text())
+    role = {"Role": {"RoleName": "app", "Arn": ROLE, "AssumeRolePolicyDocument": policy}}
+    (roles / "app.json").write_text(json.dumps(role))
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "app",
+                "namespace": "ns",
+                "annotations": {"eks.amazonaws.com/role-arn": ROLE},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "app", "namespace": "ns"},
+            "spec": {"serviceAccountName": "app", "containers": [{"name": "app", "image": "x"}]},
+        },
+    ]
+    (root / "pod.yaml").write_text(yaml.safe_dump_all(documents))
+    log = root / "sts.log"  # a file, not a pipe: a full pipe would block the server
+    with log.open("w") as stderr:
+        sts = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "webhook",
+                "sts",
+                "--discovery",
+                str(bundle / "site" / ".well-known" / "openid-configuration"),
+                "--jwks",
+                str(bundle / "site" / "keys.json"),
+                "--roles",
+                str(roles),
+            ],
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + CLIENT_SECONDS
+        while not log.read_text().endswith("\n") and time.monotonic() < deadline:
+            assert sts.poll() is None, log.read_text()
+            time.sleep(0.05)
+        first = log.read_text().splitlines()[0]
+        match = re.search(r"Listening on (http://127\.0\.0\.1:\d+) ", first)
+        assert match, first
+        assert first.startswith("pod-identity-webhook sts: a local STS for tests only")
+        yield World(
+            root,
+            match.group(1),
+            root / "keys" / "sa-signer.key",
+            root / "other" / "sa-signer.key",
+        )
+    finally:
+        sts.terminate()
+        sts.wait(timeout=10)
+
+
+def run_client(world: World, token: str, client: str) -> dict[str, str]:
+    """boto3's or the CLI's answer in a process whose env is the mutated container's alone."""
+    mount = world.root / f"mount-{client}-{time.monotonic_ns()}"
+    env = world.container_env(mount)
+    assert env["AWS_ENDPOINT_URL_STS"] == world.endpoint
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == str(mount / "token")
+    mount.mkdir()
+    (mount / "token").write_text(token)
+    home = world.root / "home"  # no ~/.aws: nothing but the env can supply credentials
+    home.mkdir(exist_ok=True)
+    process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **env}
+    argv = (
+        [str(AWS_PYTHON), "-c", BOTO3]
+        if client == "boto3"
+        else [str(AWS_CLI), "sts", "get-caller-identity", "--output", "json"]
+    )
+    done = subprocess.run(
+        argv, env=process_env, capture_output=True, text=True, timeout=CLIENT_SECONDS, check=False
+    )
+    if client == "boto3":
+        assert done.returncode == 0, done.stderr
+        answer: dict[str, str] = json.loads(done.stdout)
+        return answer
+    if done.returncode == 0:
+        cli_answer: dict[str, str] = json.loads(done.stdout)
+        return cli_answer
+    error = done.stderr.strip()
+    code = re.search(r"An error occurred \((\w+)\)", error)
+    assert code, error
+    return {"code": code.group(1), "error": error}
+
+
+CLIENTS = ["boto3", "aws-cli"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_the_sdk_gets_credentials_and_get_caller_identity_names_the_assumed_role(
+    world: World, client: str
+) -> None:
+    answer = run_client(world, world.token(), client)
+    assert ASSUMED.fullmatch(answer["Arn"]), answer
+    assert answer["Account"] == "111122223333"
+    assert answer["UserId"].startswith("AROA")
+
+
+def _expired(world: World) -> str:
+    now = int(time.time())
+    claims = token_claims(
+        issuer=Issuer(ISSUER),
+        subject=ServiceAccountSubject("ns", "app"),
+        audiences=["sts.amazonaws.com"],
+        expiration_seconds=600,
+        now=now - 1200,
+        uid="uid",
+        jti="jti",
+    )
+    return sign_token(read_private_key(world.private_key), claims)
+
+
+def _other_key(world: World) -> str:
+    return World(world.root, world.endpoint, world.other_key, world.other_key).token()
+
+
+REFUSALS = [
+    (
+        "another-service-account",
+        lambda w: w.token(subject="ns:other"),
+        "AccessDenied",
+        "trust.sub: the condition names ServiceAccount app; this pod's ServiceAccount is other",
+    ),
+    (
+        "wrong-audience",
+        lambda w: w.token(audience="https://kubernetes.default.svc"),
+        "InvalidIdentityToken",
+        "Incorrect token audience (token.aud:",
+    ),
+    ("expired", _expired, "ExpiredTokenException", "(token.exp: the token expired 10 min ago"),
+    (
+        "signed-by-another-key",
+        _other_key,
+        "InvalidIdentityToken",
+        "(token.kid: the token's kid is not in the published JWKS",
+    ),
+]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize(
+    ("make_token", "code", "message"),
+    [row[1:] for row in REFUSALS],
+    ids=[row[0] for row in REFUSALS],
+)
+def test_the_sdk_error_carries_sts_code_and_names_the_check(
+    world: World, client: str, make_token: object, code: str, message: str
+) -> None:
+    assert callable(make_token)
+    answer = run_client(world, make_token(world), client)
+    assert answer.get("code") == code, answer
+    assert "AssumeRoleWithWebIdentity" in answer["error"]
+    assert message in answer["error"]

@@ -7,8 +7,7 @@ The env comes from `mutate` (with --sts-endpoint-url at the local STS and --toke
 in a temporary folder), and the token is written where its mount points, as kubelet would. The
 keys are made by `oidc keygen`, the issuer's documents and the trust policy by `oidc bundle`.
 
-boto3 and the AWS CLI live in their own venv (build/aws-venv, made by `make tools`): botocore
-requires python-dateutil < 3, which the webhook's pinned set does not have.
+boto3 and the AWS CLI run from build/aws-venv (tests/support/sts.py says why).
 """
 
 from __future__ import annotations
@@ -16,10 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,33 +24,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.sts import CLIENTS, needs_aws_clients, run_client, running_sts
 from webhook.cli import main
 from webhook.oidc.discovery import Issuer
 from webhook.oidc.keys import read_private_key
 from webhook.oidc.subject import ServiceAccountSubject
 from webhook.oidc.token import sign_token, token_claims
 
-AWS_VENV = ROOT / "build" / "aws-venv"
-AWS_PYTHON = AWS_VENV / "bin" / "python"
-AWS_CLI = AWS_VENV / "bin" / "aws"
 ISSUER = "https://oidc.kind.test/cluster"
 ROLE = "arn:aws:iam::111122223333:role/app"
 ASSUMED = re.compile(r"arn:aws:sts::111122223333:assumed-role/app/botocore-session-\d+")
-CLIENT_SECONDS = 60
 
-pytestmark = pytest.mark.skipif(
-    not (AWS_PYTHON.exists() and AWS_CLI.exists()),
-    reason=f"boto3 and the AWS CLI are not installed in {AWS_VENV} (make tools installs them)",
-)
-
-BOTO3 = """
-import json, boto3, botocore.exceptions
-try:
-    print(json.dumps(boto3.client("sts").get_caller_identity()))
-except botocore.exceptions.ClientError as exc:
-    print(json.dumps({"code": exc.response["Error"]["Code"], "error": str(exc)}))
-"""
+pytestmark = needs_aws_clients
 
 
 @dataclass
@@ -161,83 +142,35 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         },
     ]
     (root / "pod.yaml").write_text(yaml.safe_dump_all(documents))
-    log = root / "sts.log"  # a file, not a pipe: a full pipe would block the server
-    with log.open("w") as stderr:
-        sts = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webhook",
-                "sts",
-                "--discovery",
-                str(bundle / "site" / ".well-known" / "openid-configuration"),
-                "--jwks",
-                str(bundle / "site" / "keys.json"),
-                "--roles",
-                str(roles),
-            ],
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + CLIENT_SECONDS
-        while not log.read_text().endswith("\n") and time.monotonic() < deadline:
-            assert sts.poll() is None, log.read_text()
-            time.sleep(0.05)
-        first = log.read_text().splitlines()[0]
-        match = re.search(r"Listening on (http://127\.0\.0\.1:\d+) ", first)
-        assert match, first
-        assert first.startswith("pod-identity-webhook sts: a local STS for tests only")
+    with running_sts(
+        root / "sts.log",
+        "--discovery",
+        str(bundle / "site" / ".well-known" / "openid-configuration"),
+        "--jwks",
+        str(bundle / "site" / "keys.json"),
+        "--roles",
+        str(roles),
+    ) as endpoint:
         yield World(
-            root,
-            match.group(1),
-            root / "keys" / "sa-signer.key",
-            root / "other" / "sa-signer.key",
+            root, endpoint, root / "keys" / "sa-signer.key", root / "other" / "sa-signer.key"
         )
-    finally:
-        sts.terminate()
-        sts.wait(timeout=10)
 
 
-def run_client(world: World, token: str, client: str) -> dict[str, str]:
-    """boto3's or the CLI's answer in a process whose env is the mutated container's alone."""
+def client_answer(world: World, token: str, client: str) -> dict[str, str]:
+    """The client's answer with the env `mutate` gives the container (its token mount in a
+    folder of this test's own)."""
     mount = world.root / f"mount-{client}-{time.monotonic_ns()}"
     env = world.container_env(mount)
     assert env["AWS_ENDPOINT_URL_STS"] == world.endpoint
     assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == str(mount / "token")
-    mount.mkdir()
-    (mount / "token").write_text(token)
-    home = world.root / "home"  # no ~/.aws: nothing but the env can supply credentials
-    home.mkdir(exist_ok=True)
-    process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **env}
-    argv = (
-        [str(AWS_PYTHON), "-c", BOTO3]
-        if client == "boto3"
-        else [str(AWS_CLI), "sts", "get-caller-identity", "--output", "json"]
-    )
-    done = subprocess.run(
-        argv, env=process_env, capture_output=True, text=True, timeout=CLIENT_SECONDS, check=False
-    )
-    if client == "boto3":
-        assert done.returncode == 0, done.stderr
-        answer: dict[str, str] = json.loads(done.stdout)
-        return answer
-    if done.returncode == 0:
-        cli_answer: dict[str, str] = json.loads(done.stdout)
-        return cli_answer
-    error = done.stderr.strip()
-    code = re.search(r"An error occurred \((\w+)\)", error)
-    assert code, error
-    return {"code": code.group(1), "error": error}
-
-
-CLIENTS = ["boto3", "aws-cli"]
+    return run_client(client, env, token, world.root / "home")
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_the_sdk_gets_credentials_and_get_caller_identity_names_the_assumed_role(
     world: World, client: str
 ) -> None:
-    answer = run_client(world, world.token(), client)
+    answer = client_answer(world, world.token(), client)
     assert ASSUMED.fullmatch(answer["Arn"]), answer
     assert answer["Account"] == "111122223333"
     assert answer["UserId"].startswith("AROA")
@@ -294,7 +227,7 @@ def test_the_sdk_error_carries_sts_code_and_names_the_check(
     world: World, client: str, make_token: object, code: str, message: str
 ) -> None:
     assert callable(make_token)
-    answer = run_client(world, make_token(world), client)
+    answer = client_answer(world, make_token(world), client)
     assert answer.get("code") == code, answer
     assert "AssumeRoleWithWebIdentity" in answer["error"]
     assert message in answer["error"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from webhook.doctor.issuer import (
     ISSUER_URL,
     TOKEN_ISS,
+    Published,
     Written,
     issuer_form_check,
     jwks_keys,
@@ -142,8 +143,8 @@ def _check_token(token: Token, provider: Provider, now: int) -> tuple[str, str]:
     )
 
 
-def _unreachable(published: object) -> Check:
-    error = getattr(published, "discovery_error", "") or "no issuer or JWKS"
+def _unreachable(published: Published) -> Check:
+    error = published.discovery_error or "no issuer or JWKS"
     return failed(
         "issuer.discovery",
         "the discovery document cannot be fetched",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import ssl
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from tests.support.server import CertFiles
+from tests.support.sts import running_sts
 from webhook.cli import main
 from webhook.doctor.policy import load_trust_policy
 from webhook.oidc.discovery import Issuer, discovery_document
@@ -623,3 +626,59 @@ def test_sts_refuses_to_start_without_what_it_needs(
 ) -> None:
     assert main(["sts", *argv]) == 2
     assert capsys.readouterr().err.strip() == f"pod-identity-webhook sts: {message}"
+
+
+# -- the server process ---------------------------------------------------------------------
+
+
+def _sts_args(tmp_path: Path) -> list[str]:
+    setup = Setup()
+    setup.provider(tmp_path)  # writes the two documents
+    (tmp_path / "trust.json").write_text(json.dumps(setup.policy))
+    return [
+        "--discovery",
+        str(tmp_path / "openid-configuration"),
+        "--jwks",
+        str(tmp_path / "keys.json"),
+        "--role",
+        f"{ROLE}={tmp_path / 'trust.json'}",
+    ]
+
+
+def test_the_server_refuses_giant_headers_and_bodies_and_goes_on_serving(tmp_path: Path) -> None:
+    with (
+        running_sts(tmp_path / "sts.log", *_sts_args(tmp_path)) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        giant = client.post("/", headers={"X-Big": "a" * 40_000}, content=b"Action=x")
+        assert 400 <= giant.status_code < 500
+        large = client.post("/", content=b"a" * (MAX_BODY_BYTES + 1))
+        assert large.status_code == 413
+        good = client.post("/", **form(**assume_params(Setup().token())))
+        assert good.status_code == 200, good.text
+    log = (tmp_path / "sts.log").read_text()
+    assert (
+        "AssumeRoleWithWebIdentity: arn:aws:sts::111122223333:assumed-role/app/test-session" in log
+    )
+    assert "Traceback" not in log
+
+
+def test_off_loopback_it_warns_who_can_get_credentials(tmp_path: Path) -> None:
+    with running_sts(
+        tmp_path / "sts.log", "--bind-address", "0.0.0.0", *_sts_args(tmp_path)
+    ) as url:
+        assert httpx.post(url, **form(Action="GetCallerIdentity")).status_code == 403
+    log = (tmp_path / "sts.log").read_text()
+    assert "listening on 0.0.0.0, not loopback: whoever reaches it and holds a token" in log
+
+
+def test_https_with_a_certificate(tmp_path: Path, cert_files: CertFiles) -> None:
+    tls = ["--tls-cert", str(cert_files.cert), "--tls-key", str(cert_files.key)]
+    with running_sts(tmp_path / "sts.log", *tls, *_sts_args(tmp_path)) as url:
+        assert url.startswith("https://127.0.0.1:")
+        answer = httpx.post(
+            url,
+            verify=ssl.create_default_context(cafile=str(cert_files.ca)),
+            **form(**assume_params(Setup().token())),
+        )
+        assert answer.status_code == 200

@@ -53,9 +53,11 @@ def running_sts(log: Path, *args: str) -> Iterator[str]:
             time.sleep(0.05)
         first = log.read_text().splitlines()[0]
         assert first.startswith("pod-identity-webhook sts: a local STS for tests only"), first
-        match = re.search(r"Listening on (http://127\.0\.0\.1:\d+) ", first)
+        match = re.search(r"Listening on (https?)://(\S+):(\d+) ", first)
         assert match, first
-        yield match.group(1)
+        scheme, host, port = match.groups()
+        # a server on every interface is reached on loopback
+        yield f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '[::]') else host}:{port}"
     finally:
         process.terminate()
         process.wait(timeout=10)

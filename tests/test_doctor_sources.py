@@ -186,3 +186,32 @@ def test_an_unreachable_cluster_is_bad_input(
         f"pod-identity-webhook doctor: --kubeconfig {kubeconfig}: get serviceaccount"
     )
     assert err.count("\n") == 1
+
+
+def test_pod_from_the_cluster_needs_a_kubeconfig(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--pod", "web-0", "-n", "payments"]) == 2
+    assert capsys.readouterr().err == (
+        "pod-identity-webhook doctor: --pod needs --kubeconfig, the cluster to read the pod from\n"
+    )
+
+
+def test_a_file_and_a_pod_from_the_cluster_are_one_too_many(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor", "-f", str(tmp_path / "pod.yaml"), "--pod", "web-0"])
+    assert exited.value.code == 2
+    assert "-f/--filename" in capsys.readouterr().err
+
+
+def test_a_missing_pod_in_the_cluster_is_bad_input_naming_it(
+    api: FakeApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    assert (
+        main(["doctor", "--pod", "web-0", "-n", "payments", "--kubeconfig", str(kubeconfig)]) == 2
+    )
+    assert capsys.readouterr().err == (
+        "pod-identity-webhook doctor: --pod web-0: no pod web-0 in namespace payments "
+        f"(--kubeconfig {kubeconfig}); -n NAMESPACE names another\n"
+    )

@@ -321,6 +321,86 @@ def test_skip_containers_naming_no_container_warns() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("annotations", "wired"),
+    [
+        ({P + "include-containers": "app"}, {"app"}),
+        ({P + "include-containers": "init,sidecar"}, {"init", "sidecar"}),
+        ({P + "include-containers": '"side,car",app'}, {"side,car", "app"}),
+        ({P + "include-containers": "app,sidecar", P + "skip-containers": "sidecar"}, {"app"}),
+        ({P + "include-containers": ""}, set()),
+        ({P + "include-containers": 'app,side"car'}, set()),
+    ],
+    ids=["one", "init-and-regular", "csv-quoted-comma", "skip-wins", "empty", "invalid-csv"],
+)
+def test_include_containers_wires_only_named_containers(
+    annotations: dict[str, str], wired: set[str]
+) -> None:
+    names = ["app", "sidecar", "side,car"]
+    the_pod = pod(
+        *({"name": n, "image": "x"} for n in names),
+        annotations=annotations,
+        initContainers=[{"name": "init", "image": "x"}],
+    )
+    _, _, mutated = mutate(the_pod, sa(role_arn=ROLE))
+    for list_name in ("containers", "initContainers"):
+        for container in mutated["spec"][list_name]:
+            name = container["name"]
+            assert ("env" in container) is (name in wired), name
+            assert ("volumeMounts" in container) is (name in wired), name
+    # the token volume is the pod's, added as with skip-containers
+    assert volume_of(mutated)["name"] == "aws-iam-token"
+
+
+def test_include_containers_naming_no_container_warns() -> None:
+    the_pod = pod(annotations={P + "include-containers": "app,ghost"})
+    mutation, _, mutated = mutate(the_pod, sa(role_arn=ROLE))
+    assert mutation is not None
+    assert mutation.warnings == (
+        "include-containers names 'ghost', which is not a container of this pod",
+    )
+    assert ("AWS_ROLE_ARN", ROLE) in env_of(mutated)
+
+
+def test_include_containers_that_is_not_csv_warns_and_wires_nothing() -> None:
+    resolution = resolve_pod_identity(
+        pod(annotations={P + "include-containers": 'app,side"car'}),
+        service_account=sa(role_arn=ROLE),
+        config_map=None,
+        container_credentials=None,
+        annotation_prefix="eks.amazonaws.com",
+        mount_path="/m",
+        region="",
+        rng=Random(0),
+    )
+    assert resolution.invalid == ("include-containers",)
+    assert len(resolution.warnings) == 1
+    assert resolution.warnings[0].startswith("pod annotation eks.amazonaws.com/include-containers ")
+    assert resolution.warnings[0].endswith("; no container gets credentials")
+
+
+def test_an_empty_include_containers_wires_nothing_and_says_so() -> None:
+    _, warnings, mutated = mutate(
+        pod(annotations={P + "include-containers": ""}), sa(role_arn=ROLE)
+    )
+    assert env_of(mutated) == []
+    assert warnings == (
+        "pod annotation eks.amazonaws.com/include-containers is empty; no container gets "
+        "credentials",
+    )
+
+
+def test_include_containers_applies_in_container_credentials_mode() -> None:
+    the_pod = pod(
+        {"name": "app", "image": "x"},
+        {"name": "proxy", "image": "x"},
+        annotations={P + "include-containers": "proxy"},
+    )
+    _, _, mutated = mutate(the_pod, None, cc=CC)
+    assert env_of(mutated, 0) == []
+    assert ("AWS_CONTAINER_CREDENTIALS_FULL_URI", CC.full_uri) in env_of(mutated, 1)
+
+
 def test_skip_containers_cannot_remove_variables_the_user_set() -> None:
     container = {"name": "app", "image": "x", "env": [{"name": "AWS_ROLE_ARN", "value": "mine"}]}
     the_pod = pod(container, annotations={P + "skip-containers": "app"})

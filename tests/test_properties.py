@@ -42,6 +42,7 @@ items:
     annotations:
       eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/app
       eks.amazonaws.com/sts-regional-endpoints: "true"
+      eks.amazonaws.com/sts-endpoint-url: http://sts.sts.svc:8080
 - apiVersion: v1
   kind: ServiceAccount
   metadata: {name: cc, namespace: team-a}
@@ -74,6 +75,7 @@ aws_names = st.sampled_from(
         "AWS_STS_REGIONAL_ENDPOINTS",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_ENDPOINT_URL_STS",
     ]
 )
 env_entry = st.fixed_dictionaries({"name": aws_names | names}, optional={"value": values})
@@ -98,6 +100,7 @@ annotation_keys = (
     st.sampled_from(
         [
             "eks.amazonaws.com/skip-containers",
+            "eks.amazonaws.com/include-containers",
             "eks.amazonaws.com/token-expiration",
             "eks.amazonaws.com/role-arn",
             "eks.amazonaws.com/audience",

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from webhook import __version__
-from webhook.commands import certs, doctor, mutate, oidc, serve
+from webhook.commands import certs, doctor, mutate, oidc, serve, sts
 from webhook.settings import SettingsError
 
-SUBCOMMANDS = (serve, mutate, certs, oidc, doctor)
+SUBCOMMANDS = (serve, mutate, certs, oidc, doctor, sts)
 # Each module under webhook/commands/ is named after its subcommand.
 SUBCOMMAND_NAMES = tuple(module.__name__.rsplit(".", 1)[-1] for module in SUBCOMMANDS)
 _TOP_LEVEL_ONLY = ("-h", "--help")

@@ -55,6 +55,12 @@ def add_mutation_arguments(parser: argparse.ArgumentParser, *, serving: bool = F
         "inject AWS_STS_REGIONAL_ENDPOINTS=regional; the SA annotation overrides it (default false)",
     )
     g.add_argument(
+        "--sts-endpoint-url",
+        help="inject AWS_ENDPOINT_URL_STS=URL into IRSA pods (e.g. a test STS); the SA annotation "
+        "sts-endpoint-url overrides it. https, or http to localhost, 127.0.0.0/8, ::1, *.svc, "
+        "*.svc.cluster.local, *.cluster.local (default none)",
+    )
+    g.add_argument(
         "--service-accounts-file",
         type=Path,
         help="read ServiceAccounts from this YAML file (object, multi-document stream or v1 List)"

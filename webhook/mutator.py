@@ -43,6 +43,7 @@ def identity_defaults(
         token_expiration=settings.token_expiration,
         compose_account_id=account_id,
         compose_partition=partition,
+        sts_endpoint_url=settings.sts_endpoint_url,
     )
 
 

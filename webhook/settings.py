@@ -24,6 +24,7 @@ from webhook.mutation.defaults import (
     DEFAULT_TOKEN_MOUNT_PATH,
 )
 from webhook.mutation.refusal import parse_required_label
+from webhook.mutation.stsendpoint import sts_endpoint_problem
 
 # 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB
 # per value), and the AdmissionReview envelope around it adds well under 3 MiB more.
@@ -77,6 +78,7 @@ class Settings:
     token_expiration: int = DEFAULT_TOKEN_EXPIRATION_SECONDS
     aws_default_region: str = ""
     sts_regional_endpoint: bool = False
+    sts_endpoint_url: str = ""  # AWS_ENDPOINT_URL_STS for IRSA pods; "" for none
     # sources of identities
     service_accounts_file: Path | None = None
     kubeconfig: Path | None = None
@@ -185,6 +187,14 @@ def validate(s: Settings) -> None:
     ):
         if seconds < 0:
             raise SettingsError(flag, seconds, "a duration of zero or more")
+    if s.sts_endpoint_url:
+        problem = sts_endpoint_problem(s.sts_endpoint_url)
+        if problem:
+            raise SettingsError(
+                "--sts-endpoint-url",
+                s.sts_endpoint_url,
+                f"an absolute https URL, or http to a loopback or cluster-local host (it {problem})",
+            )
     if s.require_identity_label:
         try:
             parse_required_label(s.require_identity_label)

@@ -91,13 +91,14 @@ upstream() {
 upstream upstream "$UPSTREAM_VERSION" "$UPSTREAM_NAME"
 upstream upstream-reference "$UPSTREAM_REFERENCE_VERSION" "$UPSTREAM_REFERENCE_NAME" || true
 
-"$bin/etcd" --version | head -1
+# awk reads to the end: head would close the pipe early and, with pipefail, fail on SIGPIPE
+"$bin/etcd" --version | awk 'NR == 1'
 "$bin/kube-apiserver" --version
 "$bin/kube-controller-manager" --version
-"$bin/kubectl" version --client 2>/dev/null | head -1
+"$bin/kubectl" version --client 2>/dev/null | awk 'NR == 1'
 for name in "$UPSTREAM_NAME" "$UPSTREAM_REFERENCE_NAME"; do
   # upstream's --version prints what its ldflags set (v0.1.0 for a plain build): the pin says more
-  [ -x "$bin/$name" ] && echo "$name: $("$bin/$name" --version 2>&1 | head -1)" \
+  [ -x "$bin/$name" ] && echo "$name: $("$bin/$name" --version 2>&1 | awk 'NR == 1')" \
     "(built from $UPSTREAM_MODULE $( [ "$name" = "$UPSTREAM_NAME" ] && echo "$UPSTREAM_VERSION" || echo "$UPSTREAM_REFERENCE_VERSION"))"
 done
 true

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -31,8 +32,8 @@ class Balancer:
     target: str  # https://127.0.0.1:PORT that new requests go to
     port: int = field(default_factory=free_port)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (target, path)
-    # (path, resourceVersion) of every BOOKMARK event seen in a watch stream
-    bookmarks: list[tuple[str, str]] = field(default_factory=list)
+    # (path, event type, resourceVersion) of every event of every watch stream, in order
+    watch_events: list[tuple[str, str, str]] = field(default_factory=list)
     _generation: int = 0  # streams opened before end_streams() last ran are ended
     hold_watches: bool = False  # while True, watch events wait here (a slow network)
 
@@ -53,16 +54,15 @@ def _read_into(answer: http.client.HTTPResponse, pieces: queue.Queue[bytes | Non
     pieces.put(None)
 
 
-def _bookmarks(buffer: bytearray) -> list[str]:
-    """resourceVersions of the complete BOOKMARK lines in `buffer` (consumed from it)."""
+def _events(buffer: bytearray) -> list[tuple[str, str]]:
+    """(type, resourceVersion) of the complete event lines in `buffer` (consumed from it)."""
     found = []
     while (end := buffer.find(b"\n")) >= 0:
         line = bytes(buffer[:end])
         del buffer[: end + 1]
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
             event = json.loads(line)
-            if event.get("type") == "BOOKMARK":
-                found.append(str(event["object"]["metadata"]["resourceVersion"]))
+            found.append((str(event["type"]), str(event["object"]["metadata"]["resourceVersion"])))
     return found
 
 
@@ -114,7 +114,7 @@ def run_balancer(target: str, *, ca: Path, cert: Path, key: Path) -> Iterator[Ba
                     if watching:
                         lines += chunk
                         path = self.path
-                        balancer.bookmarks.extend((path, rv) for rv in _bookmarks(lines))
+                        balancer.watch_events.extend((path, *e) for e in _events(lines))
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
@@ -122,6 +122,12 @@ def run_balancer(target: str, *, ca: Path, cert: Path, key: Path) -> Iterator[Ba
             except OSError:
                 self.close_connection = True
             finally:
+                # the reader thread may still be blocked reading this stream (it was ended
+                # here, not by the API server); closing the response waits for its lock, so
+                # the socket is shut down first, which wakes the reader
+                if upstream.sock is not None:
+                    with contextlib.suppress(OSError):
+                        upstream.sock.shutdown(socket.SHUT_RDWR)
                 upstream.close()
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward

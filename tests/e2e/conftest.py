@@ -17,10 +17,16 @@ from typing import Any
 import pytest
 
 from tests.e2e import deployment
-from tests.e2e.controlplane import ControlPlane, run_control_plane
+from tests.e2e.controlplane import ControlPlane, run_control_plane, versions
 from tests.support.server import CertFiles, RunningWebhook, write_certs
 
-_LOGS: dict[str, Any] = {"plane": None, "webhooks": []}
+_LOGS: dict[str, Any] = {"plane": None, "webhooks": [], "versions": {}}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The versions the suite ran against, at the end of every run that started the plane."""
+    for name, version in _LOGS["versions"].items():
+        terminalreporter.write_line(f"real control plane: {name}: {version}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -40,6 +46,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    _LOGS["versions"] = versions()
     with run_control_plane(tmp_path_factory.mktemp("controlplane")) as running:
         _LOGS["plane"] = running
         yield running

@@ -347,11 +347,33 @@ def used_permissions(events: Sequence[dict[str, Any]]) -> set[tuple[str, str, st
 
 
 def refused(events: Sequence[dict[str, Any]]) -> list[str]:
-    return [
-        f"{e['verb']} {e.get('requestURI')} -> {e['responseStatus'].get('code')}"
-        for e in events
-        if e.get("responseStatus", {}).get("code") in (401, 403)
-    ]
+    """Requests refused for want of a permission. A kube-apiserver that (re)starts answers for
+    a moment before its RBAC cache holds every binding; a refusal that the same kind of request
+    (verb, resource, subresource, namespace) got over later is that moment, not a missing
+    grant, since a missing grant refuses it every time."""
+
+    def kind(event: dict[str, Any]) -> tuple[str, str, str, str]:
+        ref = event.get("objectRef") or {}
+        return (
+            event["verb"],
+            ref.get("resource", ""),
+            ref.get("subresource", ""),
+            ref.get("namespace", ""),
+        )
+
+    def code(event: dict[str, Any]) -> int:
+        return int(event.get("responseStatus", {}).get("code") or 0)
+
+    ordered = sorted(events, key=lambda e: e.get("requestReceivedTimestamp", ""))
+    found = []
+    for index, event in enumerate(ordered):
+        if code(event) not in (401, 403):
+            continue
+        later = ordered[index + 1 :]
+        if any(kind(e) == kind(event) and 200 <= code(e) < 300 for e in later):
+            continue
+        found.append(f"{event['verb']} {event.get('requestURI')} -> {code(event)}")
+    return found
 
 
 def json_of(obj: dict[str, Any]) -> str:

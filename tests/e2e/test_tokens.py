@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.e2e.controlplane import ControlPlane
+from tests.e2e.controlplane import ControlPlane, kubeconfig
 from tests.e2e.objects import ROLE, create, pod, service_account
 
 
@@ -115,58 +116,110 @@ def _trust_policy(plane: ControlPlane, subject: str) -> dict[str, Any]:
     }
 
 
-def test_doctor_on_a_real_token_and_the_cluster(
+def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", "doctor", *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_doctor_reads_the_pod_and_a_fresh_token_from_the_cluster(
     plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    """doctor with the pod as stored, its ServiceAccount read with --kubeconfig, a TokenRequest
-    token and the issuer documents `oidc` makes: all pass; a trust policy for another
+    """doctor --pod with --kubeconfig: the pod as stored and its ServiceAccount read from the
+    cluster, a token asked of the TokenRequest API (as kubelet asks for the projected one),
+    checked against the issuer documents `oidc` makes: all pass; a trust policy for another
     ServiceAccount's `sub` fails, naming the check."""
     create(plane, service_account("reader", namespace, role_arn=ROLE))
     create(plane, pod("app", namespace, "reader"))
-    (tmp_path / "pod.json").write_text(json.dumps(plane.get_json("pod", "app", "-n", namespace)))
-    token = plane.kubectl(
-        "create", "token", "reader", "-n", namespace, "--audience=sts.amazonaws.com"
-    ).stdout.strip()
-    (tmp_path / "token").write_text(token)
     key = str(plane.public_key)
     (tmp_path / "discovery.json").write_text(
         json.dumps(_oidc("discovery", "--issuer", plane.issuer, "--public-key", key))
     )
     (tmp_path / "keys.json").write_text(json.dumps(_oidc("jwks", "--public-key", key)))
 
-    def doctor(subject: str) -> subprocess.CompletedProcess[str]:
+    def doctor(subject: str, kubeconfig: Path = plane.admin_kubeconfig) -> dict[str, Any]:
         policy = tmp_path / "get-role.json"
         policy.write_text(json.dumps(_trust_policy(plane, subject)))
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "webhook",
-                "doctor",
-                "-f",
-                str(tmp_path / "pod.json"),
-                f"--kubeconfig={plane.admin_kubeconfig}",
-                f"--token={tmp_path / 'token'}",
-                f"--discovery={tmp_path / 'discovery.json'}",
-                f"--jwks={tmp_path / 'keys.json'}",
-                f"--trust-policy={policy}",
-                # outside AWS the SDK has no instance metadata for a region (docs/self-hosted.md)
-                "--aws-default-region=us-west-2",
-                "-o",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        answer = _doctor(
+            "--pod=app",
+            f"--namespace={namespace}",
+            f"--kubeconfig={kubeconfig}",
+            f"--discovery={tmp_path / 'discovery.json'}",
+            f"--jwks={tmp_path / 'keys.json'}",
+            f"--trust-policy={policy}",
+            # outside AWS the SDK has no instance metadata for a region (docs/self-hosted.md)
+            "--aws-default-region=us-west-2",
         )
+        assert answer.returncode in (0, 1), answer.stdout + answer.stderr
+        report: dict[str, Any] = json.loads(answer.stdout)
+        report["returncode"] = answer.returncode
+        return report
 
-    passed = doctor(f"system:serviceaccount:{namespace}:reader")
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    report = json.loads(passed.stdout)
+    report = doctor(f"system:serviceaccount:{namespace}:reader")
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["returncode"] == 0, report
     assert not [c for c in report["checks"] if c["status"] == "fail"]
+    assert checks["token.signature"]["status"] == "pass"
+    assert checks["token.sub"]["status"] == "pass"
+    assert report["object"] == {
+        "kind": "Pod",
+        "namespace": namespace,
+        "name": "app",
+        "serviceAccount": "reader",
+    }
+    given = {i["flag"]: i["value"] for i in report["inputs"]}
+    assert given["--token"].startswith("(from the cluster: TokenRequest for ServiceAccount")
+    assert "bound to pod app" in given["--token"]
+    requests = [
+        e
+        for e in plane.audit_events()
+        if e.get("stage") == "ResponseComplete"
+        and (e.get("objectRef") or {}).get("namespace") == namespace
+        and (e.get("objectRef") or {}).get("name") == "reader"
+        and (e.get("objectRef") or {}).get("subresource") == "token"
+    ]
+    assert requests and requests[-1]["responseStatus"]["code"] == 201, requests
 
     failed = doctor(f"system:serviceaccount:{namespace}:someone-else")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    failing = [c for c in json.loads(failed.stdout)["checks"] if c["status"] == "fail"]
+    assert failed["returncode"] == 1
+    failing = [c for c in failed["checks"] if c["status"] == "fail"]
     assert failing and all(c["name"].startswith("trust.") for c in failing), failing
     assert any("someone-else" in json.dumps(c) for c in failing)
+
+    # a user who may read pods and ServiceAccounts but not create tokens: the token is not
+    # checked, and the report says why and what to give instead
+    viewer = _viewer_kubeconfig(plane, namespace, tmp_path)
+    refused = doctor(f"system:serviceaccount:{namespace}:reader", viewer)
+    token = next(c for c in refused["checks"] if c["name"] == "token")
+    assert token["status"] == "not checked", token
+    assert "refused" in token["summary"] and "--token FILE" in token["summary"], token
+    assert "--token" not in {i["flag"] for i in refused["inputs"]}
+
+
+def _viewer_kubeconfig(plane: ControlPlane, namespace: str, directory: Path) -> Path:
+    create(plane, service_account("viewer", namespace))
+    plane.kubectl(
+        "create",
+        "role",
+        "viewer",
+        "--verb=get",
+        "--resource=pods,serviceaccounts",
+        "-n",
+        namespace,
+    )
+    plane.kubectl(
+        "create",
+        "rolebinding",
+        "viewer",
+        "--role=viewer",
+        f"--serviceaccount={namespace}:viewer",
+        "-n",
+        namespace,
+    )
+    token = plane.kubectl("create", "token", "viewer", "-n", namespace).stdout.strip()
+    path = directory / "viewer.kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig(plane.url, plane.pki.ca, {"token": token})))
+    return path

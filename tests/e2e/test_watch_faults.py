@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,6 +109,7 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
     serving_certs: CertFiles,
     tmp_path: Any,
 ) -> None:
+    _wait_for_quiet(plane)
     first = plane.processes["kube-apiserver"]
     pki = plane.pki
     with (
@@ -126,11 +128,16 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
         second_config = _kubeconfig_for(plane, second_url, tmp_path)
         _wait_authorized(plane, second_config)
         balancer.target = second_url
+        # the balancer drains its streams to the first API server, then that one goes away.
+        # (Stopped first, it would send a last bookmark, which may carry a resourceVersion
+        # the second one still has: then the move costs no 410, which is the point of
+        # bookmarks but not what this case is about.)
+        balancer.end_streams()
         first.stop()
         try:
-            # the webhook's watch ended cleanly at the first API server; its re-watch from
-            # the resourceVersion it had reaches the second one, whose history begins after
-            # the compaction: 410, counted as expired, then exactly one LIST
+            # the webhook's watch ended cleanly; its re-watch from the resourceVersion of its
+            # last event reaches the second API server, whose history begins after the
+            # compaction: 410, counted as expired, then exactly one LIST
             set_role(plane, namespace, "reader", OTHER, kubeconfig=second_config)
             eventually(lambda: restarts(webhook, "expired") == 1, timeout=30)
             role_of_next_pod = new_pods(
@@ -145,6 +152,12 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
             first.start()
             wait_ready(plane, "kube-apiserver", START_TIMEOUT)
             second.stop()
+
+
+def _wait_for_quiet(plane: ControlPlane) -> None:
+    """Earlier cases' namespaces going away delete their ServiceAccounts; those events would
+    move the webhook's resourceVersion in the middle of a case that needs to know it."""
+    eventually(lambda: "Terminating" not in plane.kubectl("get", "namespaces").stdout, timeout=90)
 
 
 def _mutated(plane: ControlPlane, namespace: str, name: str) -> bool:
@@ -212,3 +225,65 @@ def _wait_authorized(plane: ControlPlane, kubeconfig: Any) -> None:
         return answer.stdout.strip() == "yes"
 
     eventually(allowed, timeout=30)
+
+
+def _query(path: str) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+
+
+@pytest.mark.timeout(240)
+def test_a_bookmark_carries_the_next_watch_forward(
+    plane: ControlPlane,
+    namespace: str,
+    base_manifests: list[dict[str, Any]],
+    serving_certs: CertFiles,
+    tmp_path: Any,
+) -> None:
+    """kube-apiserver sends a watch a BOOKMARK about once a minute, at the newest
+    resourceVersion it knows, which is past the last ServiceAccount event when other objects
+    changed since. The webhook keeps it, so the next watch (after a timeout, or a balancer's
+    stream limit) starts from the bookmark, with no LIST (docs/cluster.md "Sources")."""
+    _wait_for_quiet(plane)
+    pki = plane.pki
+    with (
+        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
+        deployed(plane, tmp_path, base_manifests, serving_certs, server=balancer.url) as webhook,
+    ):
+
+        def watches() -> list[str]:
+            return [
+                path
+                for _, path in balancer.requests
+                if "/serviceaccounts?" in path and _query(path).get("watch") == "true"
+            ]
+
+        def stream() -> list[tuple[str, int]]:
+            return [(kind, int(rv)) for path, kind, rv in balancer.watch_events if path == first]
+
+        first = eventually(watches, timeout=20)[0]
+        assert _query(first).get("allowWatchBookmarks") == "true"
+        create(plane, service_account("marker", namespace, role_arn=ROLE))
+        eventually(lambda: any(kind == "ADDED" for kind, _ in stream()))
+        # other objects change; a consistent LIST makes the API server's cache of
+        # ServiceAccounts catch up with etcd's revision, which the next bookmark carries
+        plane.kubectl("create", "configmap", "past-the-last-event", "-n", namespace)
+
+        def bookmark_past_the_last_change() -> tuple[int, int] | None:
+            plane.kubectl("get", "serviceaccounts", "--all-namespaces")
+            events = stream()
+            changes = [rv for kind, rv in events if kind != "BOOKMARK"]
+            kind, rv = events[-1]
+            return (rv, max(changes)) if kind == "BOOKMARK" and rv > max(changes) else None
+
+        # the first bookmark comes a minute into the watch; under load the API server's cache
+        # may catch up only after it, so wait for the second one too
+        bookmark, last_change = eventually(bookmark_past_the_last_change, timeout=170, every=3)
+        time.sleep(0.5)
+        assert stream()[-1] == ("BOOKMARK", bookmark), stream()[-3:]
+        lists_before = len(service_account_lists(plane, 0))
+        seen_before = len(watches())
+        balancer.end_streams()
+        following = eventually(lambda: watches()[seen_before:], timeout=20)[0]
+        assert _query(following).get("resourceVersion") == str(bookmark), (last_change, following)
+        assert len(service_account_lists(plane, 0)) == lists_before
+        assert restarts(webhook, "expired") + restarts(webhook, "closed") == 0

@@ -53,6 +53,11 @@ def cluster(
             "ns", "over", {P + "role-arn": ARN + "a", P + "token-expiration": "4294967297"}
         )
         api.put_service_account("ns", "plain", {P + "role-arn": ARN + "a"})
+        api.put_service_account(
+            "ns",
+            "sts-http",
+            {P + "role-arn": ARN + "a", P + "sts-endpoint-url": "http://sts.example.com\r\nX: 1"},
+        )
         kubeconfig = api.write_kubeconfig(tmp / "kubeconfig")
         with run_webhook(tmp, "--kubeconfig", str(kubeconfig), certs=cert_files) as webhook:
             yield api, webhook
@@ -75,6 +80,18 @@ def test_service_account_expiration_out_of_range_is_ignored_or_capped_not_a_500(
     assert expiration_of(pod) == seconds
     assert any(warning in w for w in warnings), warnings
     assert counted(webhook, "serviceaccount", "token-expiration") >= 2
+
+
+def test_an_sts_endpoint_that_is_not_allowed_is_not_injected_warned_and_counted(
+    cluster: tuple[FakeApiServer, RunningWebhook],
+) -> None:
+    _, webhook = cluster
+    with webhook.client() as client:
+        pod, warnings = admit(client, "ns", "sts-http")
+    names = [e["name"] for e in pod["spec"]["containers"][0]["env"]]
+    assert names == ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    assert any("sts-endpoint-url" in w and "AWS_ENDPOINT_URL_STS not set" in w for w in warnings)
+    assert counted(webhook, "serviceaccount", "sts-endpoint-url") >= 1
 
 
 def test_watch_lives_on_after_a_giant_expiration_arrives_as_an_event(
@@ -137,6 +154,24 @@ def test_skip_containers_that_go_cannot_read_skips_nothing(
     assert all("env" in container for container in pod["spec"]["containers"])
     assert any("no container skipped" in w for w in warnings), warnings
     assert counted(webhook, "pod", "skip-containers") >= 1
+
+
+def test_include_containers_that_go_cannot_read_wires_nothing_and_is_counted(
+    cluster: tuple[FakeApiServer, RunningWebhook],
+) -> None:
+    _, webhook = cluster
+    before = counted(webhook, "pod", "include-containers")
+    with webhook.client() as client:
+        pod, warnings = admit(
+            client,
+            "ns",
+            "plain",
+            annotations={P + "include-containers": 'app,side"car'},
+            containers=("app", "sidecar"),
+        )
+    assert all("env" not in container for container in pod["spec"]["containers"])
+    assert any("no container gets credentials" in w for w in warnings), warnings
+    assert counted(webhook, "pod", "include-containers") == before + 1
 
 
 def test_giant_expiration_in_the_first_list_does_not_keep_the_webhook_unready(

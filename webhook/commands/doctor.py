@@ -17,7 +17,8 @@ from webhook.commands.mutate import (
     pod_template,
     read_documents,
 )
-from webhook.doctor.diagnosis import Evidence, diagnose
+from webhook.doctor.cluster import Cluster
+from webhook.doctor.diagnosis import NO_TOKEN, Evidence, diagnose
 from webhook.doctor.inputs import (
     DoctorInputError,
     published_documents,
@@ -33,6 +34,7 @@ from webhook.settings import Settings
 from webhook.sources.errors import ConfigError
 from webhook.sources.serviceaccounts.annotations import identity_of_service_account
 from webhook.sources.serviceaccounts.store import key_of
+from webhook.types import JsonObject
 
 
 def register(subparsers: Any) -> None:
@@ -45,10 +47,23 @@ def register(subparsers: Any) -> None:
         "or is not checked for want of input. Exit 0: nothing failed; 1: a check failed; "
         "2: bad input.",
     )
-    parser.add_argument("-f", "--filename", required=True, help="Pod or workload, YAML or JSON")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("-f", "--filename", help="Pod or workload, YAML or JSON")
+    which.add_argument(
+        "--pod", metavar="NAME", help="the pod NAME as stored in the cluster (needs --kubeconfig)"
+    )
     add_namespace_argument(parser)
     parser.add_argument(
-        "--kubeconfig", type=Path, help="read the pod's ServiceAccount from this cluster"
+        "--kubeconfig",
+        type=Path,
+        help="read the pod's ServiceAccount from this cluster (the pod too, with --pod) and ask "
+        "it for a token as the pod's projected volume gets one (TokenRequest), unless --token "
+        "is given",
+    )
+    parser.add_argument(
+        "--no-token-request",
+        action="store_true",
+        help="with --kubeconfig, do not ask the cluster for a token",
     )
     parser.add_argument(
         "--trust-policy",
@@ -96,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 # doctor's own inputs, in the order the first line of the report lists them
 _INPUT_FLAGS = (
+    ("--pod", "pod"),
     ("--token", "token"),
     ("--trust-policy", "trust_policy"),
     ("--discovery", "discovery"),
@@ -108,7 +124,7 @@ _INPUT_FLAGS = (
 def _inputs(args: argparse.Namespace, settings: Settings) -> tuple[tuple[str, str], ...]:
     """-f, doctor's own inputs, then every webhook flag whose value is not its default
     (Settings' attribute names are the flags with underscores)."""
-    given = [("-f", str(args.filename))]
+    given = [("-f", str(args.filename))] if args.filename else []
     given += [
         (flag, str(getattr(args, dest))) for flag, dest in _INPUT_FLAGS if getattr(args, dest)
     ]
@@ -126,36 +142,32 @@ def _inputs(args: argparse.Namespace, settings: Settings) -> tuple[tuple[str, st
 
 
 def _gather(args: argparse.Namespace, settings: Settings) -> tuple[Evidence, About]:
-    documents = read_documents(args.filename)
+    cluster = Cluster(settings) if args.kubeconfig is not None else None
+    default_namespace = args.pod_namespace or "default"
+    if args.pod is not None:
+        if cluster is None:
+            raise DoctorInputError("--pod needs --kubeconfig, the cluster to read the pod from")
+        documents = [cluster.pod(default_namespace, args.pod)]
+        where = f"pod {default_namespace}/{args.pod}"
+    else:
+        documents = read_documents(args.filename)
+        where = f"-f {args.filename}"
     objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
     if len(objects) != 1:
-        raise DoctorInputError(
-            f"-f {args.filename}: {len(objects)} Pods or workloads; expected exactly one"
-        )
-    namespace, pod, _ = pod_template(
-        objects[0],
-        default_namespace=args.pod_namespace or "default",
-        where=f"-f {args.filename}",
-    )
+        raise DoctorInputError(f"{where}: {len(objects)} Pods or workloads; expected exactly one")
+    namespace, pod, _ = pod_template(objects[0], default_namespace=default_namespace, where=where)
     name = service_account_name(pod)
     metadata = objects[0].get("metadata") or {}
-    about = About(
-        version=__version__,
-        kind=str(objects[0].get("kind")),
-        namespace=namespace,
-        name=str(metadata.get("name") or f"{metadata.get('generateName') or ''}(no name)"),
-        service_account=name,
-        inputs=_inputs(args, settings),
-    )
+    inputs = _inputs(args, settings)
     sources = []
     if settings.service_accounts_file is not None:
         sources.append(f"--service-accounts-file {settings.service_accounts_file}")
     if len(documents) > len(objects):
         sources.append(f"-f {args.filename}")
     extra = None
-    if args.kubeconfig is not None:
+    if cluster is not None:
         sources.append(f"the cluster (--kubeconfig {args.kubeconfig})")
-        extra = _from_cluster(settings, namespace, name)
+        extra = _entries(cluster.service_account(namespace, name), namespace, name)
     mutator = build_mutator(settings, documents, extra=extra)
     facts = pod_checks(mutator, pod, namespace, sources=", ".join(sources))
     published = published_documents(
@@ -164,32 +176,36 @@ def _gather(args: argparse.Namespace, settings: Settings) -> tuple[Evidence, Abo
         issuer_url=args.issuer_url,
         ca_file=args.issuer_ca_file,
     )
+    token, token_missing = None, NO_TOKEN
+    if args.token is not None:
+        token = read_token(args.token)
+    elif cluster is not None and not args.no_token_request and facts.audience is not None:
+        stored = objects[0] if args.pod is not None else None
+        requested = cluster.token(namespace, name, facts.audience, stored)
+        token, token_missing = requested.token, requested.summary
+        if token is not None:
+            inputs += (("--token", f"(from the cluster: {requested.summary})"),)
+    about = About(
+        version=__version__,
+        kind=str(objects[0].get("kind")),
+        namespace=namespace,
+        name=str(metadata.get("name") or f"{metadata.get('generateName') or ''}(no name)"),
+        service_account=name,
+        inputs=inputs,
+    )
     evidence = Evidence(
         pod=facts,
         published=published,
-        token=read_token(args.token) if args.token is not None else None,
+        token=token,
         trust=read_trust_policy(args.trust_policy) if args.trust_policy is not None else None,
         now=int(time.time()),
+        token_missing=token_missing,
     )
     return evidence, about
 
 
-def _from_cluster(settings: Settings, namespace: str, name: str) -> Any:
-    # imported here: the kubernetes client takes most of a second to import, and only
-    # --kubeconfig needs it (every other subcommand shares this process's start-up)
-    from webhook.sources.kube.client import (
-        ClusterConfigError,
-        KubeApiError,
-        cluster_configuration,
-        get_service_account,
-        new_core_api,
-    )
-
-    try:
-        core = new_core_api(cluster_configuration(settings))
-        obj = get_service_account(core, namespace, name)
-    except (ClusterConfigError, KubeApiError) as exc:
-        raise DoctorInputError(f"--kubeconfig {settings.kubeconfig}: {exc}") from exc
+def _entries(obj: JsonObject | None, namespace: str, name: str) -> Any:
+    """The cluster's ServiceAccount as an extra source of the mutator (none when absent)."""
 
     def entries(defaults: IdentityDefaults) -> dict[str, ServiceAccountIdentity]:
         if obj is None:

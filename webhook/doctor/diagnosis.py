@@ -24,6 +24,8 @@ from webhook.doctor.tokens import Expected, token_checks
 from webhook.doctor.trust import PROVIDER_ARN, Pod, trust_checks
 from webhook.mutation.podidentity import Mode
 
+NO_TOKEN = "no token (--token FILE: a projected token from the pod)"
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -32,6 +34,7 @@ class Evidence:
     token: Token | None
     trust: TrustPolicy | None
     now: int
+    token_missing: str = NO_TOKEN  # why there is no token, when there is none
 
 
 def diagnose(evidence: Evidence) -> list[Check]:
@@ -46,9 +49,7 @@ def diagnose(evidence: Evidence) -> list[Check]:
     keys, jwks_check = jwks_keys(published)
     checks.append(jwks_check)
     if evidence.token is None:
-        checks.append(
-            not_checked("token", "no token (--token FILE: a projected token from the pod)")
-        )
+        checks.append(not_checked("token", evidence.token_missing))
     else:
         expected = Expected(issuer, facts.subject, facts.audience, evidence.now)
         checks += token_checks(evidence.token, expected, keys)

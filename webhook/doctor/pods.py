@@ -11,7 +11,12 @@ import jsonpatch
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.identity import ROLE_ARN, SKIP_CONTAINERS, is_valid_role_arn
+from webhook.mutation.identity import (
+    INCLUDE_CONTAINERS,
+    ROLE_ARN,
+    SKIP_CONTAINERS,
+    is_valid_role_arn,
+)
 from webhook.mutation.patch import REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import (
@@ -20,6 +25,7 @@ from webhook.mutation.podidentity import (
     parse_skip_containers,
     pod_annotations,
 )
+from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (
     AUTH_TOKEN_FILE_ENV,
     FULL_URI_ENV,
@@ -124,6 +130,7 @@ def _containers(
         return not_checked(check, "the webhook leaves this pod unchanged (no identity)")
     raw_skip = pod_annotations(pod).get(f"{prefix}/{SKIP_CONTAINERS}")
     skipped = parse_skip_containers(raw_skip)[0] if raw_skip is not None else frozenset()
+    included = identity.include_containers
     pair = (
         (FULL_URI_ENV, AUTH_TOKEN_FILE_ENV)
         if identity.mode is Mode.CONTAINER_CREDENTIALS
@@ -138,6 +145,9 @@ def _containers(
             name = str(container.get("name", ""))
             if name in skipped:
                 left.append(f"{name} (skip-containers)")
+                continue
+            if included is not None and name not in included:
+                left.append(f"{name} (not in include-containers)")
                 continue
             # the same rule the admission warning uses, on the container as the webhook leaves it
             env = [e for e in after[index].get("env") or () if isinstance(e, dict)]
@@ -169,7 +179,8 @@ def _containers(
             check,
             "no container gets credentials" + (f" ({notes})" if notes else ""),
             seen=seen,
-            fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}",
+            fix=f"remove the containers from {prefix}/{SKIP_CONTAINERS}"
+            + (f", or name them in {prefix}/{INCLUDE_CONTAINERS}" if included is not None else ""),
         )
     return passed(check, seen + (f"; warnings: {notes}" if notes else ""), seen=seen)
 
@@ -192,7 +203,35 @@ def _sdk(patched: JsonObject, result: Answer, token: dict[str, Any] | None) -> l
             not_checked("sdk.region", "no identity: nothing for the SDKs to read"),
             not_checked("sdk.token-lifetime", "no identity: no token"),
         ]
-    return [_region(patched), _lifetime(token)]
+    checks = [_region(patched), _lifetime(token)]
+    endpoint = _sts_endpoint(patched)
+    if endpoint is not None:  # only when a container is pointed away from AWS STS
+        checks.append(endpoint)
+    return checks
+
+
+def _sts_endpoint(patched: JsonObject) -> Check | None:
+    """Where the SDKs of the wired containers send AssumeRoleWithWebIdentity, when it is not
+    AWS STS (AWS_ENDPOINT_URL_STS, from --sts-endpoint-url, the annotation or the container)."""
+    spec = patched.get("spec") or {}
+    where: dict[str, list[str]] = {}
+    for list_name in CONTAINER_LISTS:
+        for container in spec.get(list_name) or ():
+            env = [e for e in container.get("env") or () if isinstance(e, dict)]
+            if not any(e.get("name") in (ROLE_ARN_ENV, FULL_URI_ENV) for e in env):
+                continue
+            for entry in env:
+                if entry.get("name") == STS_ENDPOINT_ENV:
+                    value = str(entry.get("value", "(valueFrom)"))
+                    where.setdefault(value, []).append(str(container.get("name")))
+    if not where:
+        return None
+    seen = "; ".join(f"{url} ({', '.join(names)})" for url, names in where.items())
+    return passed(
+        "sdk.sts-endpoint",
+        f"{STS_ENDPOINT_ENV}: the SDKs call STS at {seen}, not AWS STS",
+        seen=seen,
+    )
 
 
 def _region(patched: JsonObject) -> Check:

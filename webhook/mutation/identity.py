@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV, sts_endpoint_problem
 
 ROLE_ARN = "role-arn"
 AUDIENCE = "audience"
 STS_REGIONAL_ENDPOINTS = "sts-regional-endpoints"
 TOKEN_EXPIRATION = "token-expiration"
 SKIP_CONTAINERS = "skip-containers"
+INCLUDE_CONTAINERS = "include-containers"
+STS_ENDPOINT_URL = "sts-endpoint-url"
 
 # The pattern upstream warns on; a role ARN that fails it is still used, as upstream does.
 _ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z0-9-]*:iam::\d{12}:role/[\w\-/.@+=,]+$")
@@ -39,6 +42,7 @@ class IdentityDefaults:
     token_expiration: int
     compose_account_id: str = ""
     compose_partition: str = ""
+    sts_endpoint_url: str = ""  # --sts-endpoint-url, checked at start-up
     # One shared entry for every ServiceAccount without our annotations (most of a big cluster),
     # held by the defaults it is made of so that it lives exactly as long as they do.
     no_identity: ServiceAccountIdentity = field(init=False, repr=False, compare=False)
@@ -63,6 +67,8 @@ class ServiceAccountIdentity:
     # Annotations (without the prefix) whose value was ignored or adjusted, for a metric and
     # a log line that must not repeat the value.
     invalid: tuple[str, ...] = ()
+    # AWS_ENDPOINT_URL_STS for IRSA pods; "" for none (README, "STS endpoint").
+    sts_endpoint_url: str = ""
 
 
 def is_valid_role_arn(arn: str) -> bool:
@@ -135,7 +141,8 @@ def parse_expiration(value: str, *, what: str) -> tuple[int | None, str | None]:
 def identity_from_annotations(
     annotations: Mapping[str, str], defaults: IdentityDefaults, *, source: str
 ) -> ServiceAccountIdentity:
-    """Read `<prefix>/role-arn`, `audience`, `sts-regional-endpoints`, `token-expiration`.
+    """Read `<prefix>/role-arn`, `audience`, `sts-regional-endpoints`, `token-expiration`,
+    `sts-endpoint-url`.
 
     `source` names the object in warnings, e.g. "ServiceAccount payments/checkout-api".
     """
@@ -174,6 +181,20 @@ def identity_from_annotations(
         if warning:
             invalid.append(TOKEN_EXPIRATION)
             warnings.append(warning)
+    endpoint = defaults.sts_endpoint_url
+    raw_endpoint = annotations.get(prefix + STS_ENDPOINT_URL)
+    if raw_endpoint is not None:
+        # An empty value opts the ServiceAccount out of the flag's endpoint.
+        problem = sts_endpoint_problem(raw_endpoint) if raw_endpoint else None
+        endpoint = "" if problem else raw_endpoint
+        if problem:
+            invalid.append(STS_ENDPOINT_URL)
+            # user info may be a password: the warning reaches whoever creates the pod
+            value = "(value not shown)" if "@" in raw_endpoint else shown(raw_endpoint)
+            warnings.append(
+                f"{source}: {prefix}{STS_ENDPOINT_URL} {value} {problem}; "
+                f"{STS_ENDPOINT_ENV} not set"
+            )
     return ServiceAccountIdentity(
         role_arn=role_arn,
         audience=audience,
@@ -181,4 +202,5 @@ def identity_from_annotations(
         token_expiration=expiration,
         warnings=tuple(warnings),
         invalid=tuple(invalid),
+        sts_endpoint_url=endpoint,
     )

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from webhook.mutation.podfields import CONTAINER_LISTS, add_op, label_ops
 from webhook.mutation.podidentity import Mode, PodIdentity
+from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (
     AUTH_TOKEN_FILE_ENV,
     FULL_URI_ENV,
@@ -58,12 +59,13 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
     ops.extend(_volume_ops(spec, identity))
     seen_names: set[str] = set()
     notes: list[str] = []  # half-wired containers (webhook/mutation/wiring.py)
+    include = identity.include_containers
     for list_name in CONTAINER_LISTS:
         containers: Sequence[JsonObject] = spec.get(list_name) or ()
         for index, container in enumerate(containers):
             name = container.get("name", "")
             seen_names.add(name)
-            if name in identity.skip_containers:
+            if name in identity.skip_containers or (include is not None and name not in include):
                 continue
             ops.extend(
                 _container_ops(
@@ -78,6 +80,11 @@ def build_identity_patch(pod: JsonObject, identity: PodIdentity) -> Mutation:
         f"skip-containers names {name!r}, which is not a container of this pod"
         for name in sorted(identity.skip_containers - seen_names)
     )
+    if include is not None:
+        notes.extend(
+            f"include-containers names {name!r}, which is not a container of this pod"
+            for name in sorted(include - seen_names)
+        )
     return Mutation(ops, tuple(notes))
 
 
@@ -150,6 +157,11 @@ def _container_ops(
     if not credentials_set:
         new_env.append({"name": credential_name, "value": credential_value})
         new_env.append({"name": token_name, "value": token_value})
+        # The endpoint goes with the credentials the webhook adds; a container that wires its
+        # own, or sets its own endpoint, keeps its choice.
+        endpoint = identity.sts_endpoint_url
+        if endpoint and STS_ENDPOINT_ENV not in names:
+            new_env.append({"name": STS_ENDPOINT_ENV, "value": endpoint})
 
     ops: list[PatchOp] = []
     if new_env:

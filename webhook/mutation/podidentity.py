@@ -20,6 +20,7 @@ from webhook.mutation.defaults import (
     JITTER_MIN_TOKEN_EXPIRATION_SECONDS,
 )
 from webhook.mutation.identity import (
+    INCLUDE_CONTAINERS,
     SKIP_CONTAINERS,
     TOKEN_EXPIRATION,
     ServiceAccountIdentity,
@@ -66,6 +67,12 @@ class PodIdentity(NamedTuple):
     regional_sts: bool
     region: str
     skip_containers: frozenset[str]
+    # None: every container; else only these (skip_containers still wins), README
+    # "How a pod is mutated".
+    include_containers: frozenset[str] | None = None
+    # AWS_ENDPOINT_URL_STS, IRSA only: container-credentials pods get their credentials from
+    # the node's agent at full_uri, and their SDKs never call STS.
+    sts_endpoint_url: str = ""
 
 
 class Resolution(NamedTuple):
@@ -83,14 +90,26 @@ def pod_annotations(pod: JsonObject) -> Mapping[str, str]:
 
 def parse_skip_containers(value: str) -> tuple[frozenset[str], str | None]:
     """Container names from the first CSV record, read as Go's encoding/csv; a bad one skips none."""
+    return _parse_container_names(value, SKIP_CONTAINERS, "no container skipped")
+
+
+def parse_include_containers(value: str) -> tuple[frozenset[str], str | None]:
+    """As skip-containers. A bad list wires no container: the annotation is there to withhold
+    credentials, so an unreadable one must not hand them to every container."""
+    return _parse_container_names(value, INCLUDE_CONTAINERS, "no container gets credentials")
+
+
+def _parse_container_names(
+    value: str, annotation: str, consequence: str
+) -> tuple[frozenset[str], str | None]:
     if not value.strip("\r\n"):
-        return frozenset(), None  # Go's reader finds no record: nothing skipped, nothing wrong
+        return frozenset(), None  # Go's reader finds no record: no names, nothing wrong
     try:
         record = read_first_record(value)
     except CsvError as exc:
         return (
             frozenset(),
-            f"skip-containers {shown(value)} is not a valid CSV list ({exc}); no container skipped",
+            f"{annotation} {shown(value)} is not a valid CSV list ({exc}); {consequence}",
         )
     return frozenset(record), None
 
@@ -144,7 +163,9 @@ def _container_credentials_identity(
         warnings.extend(common.warnings)
     else:
         regional, expiration = False, DEFAULT_TOKEN_EXPIRATION_SECONDS
-    expiration, skip = _pod_overrides(pod, expiration, annotation_prefix, warnings, invalid)
+    expiration, skip, include = _pod_overrides(
+        pod, expiration, annotation_prefix, warnings, invalid
+    )
     if expiration == DEFAULT_TOKEN_EXPIRATION_SECONDS:
         # Spread token refreshes of many pods, as upstream does for the default lifetime.
         expiration = rng.randint(
@@ -162,6 +183,7 @@ def _container_credentials_identity(
         regional_sts=regional,
         region=region,
         skip_containers=skip,
+        include_containers=include,
     )
     return Resolution(identity, tuple(warnings), tuple(invalid))
 
@@ -177,7 +199,7 @@ def _web_identity(
     """IRSA: the role and token settings of the ServiceAccount (or ConfigMap entry) that has a role."""
     warnings = list(chosen.warnings)
     invalid: list[str] = []
-    expiration, skip = _pod_overrides(
+    expiration, skip, include = _pod_overrides(
         pod, chosen.token_expiration, annotation_prefix, warnings, invalid
     )
     identity = PodIdentity(
@@ -192,13 +214,15 @@ def _web_identity(
         regional_sts=chosen.regional_sts,
         region=region,
         skip_containers=skip,
+        include_containers=include,
+        sts_endpoint_url=chosen.sts_endpoint_url,
     )
     return Resolution(identity, tuple(warnings), tuple(invalid))
 
 
 def _pod_overrides(
     pod: JsonObject, expiration: int, prefix: str, warnings: list[str], invalid: list[str]
-) -> tuple[int, frozenset[str]]:
+) -> tuple[int, frozenset[str], frozenset[str] | None]:
     annotations = pod_annotations(pod)
     raw = annotations.get(f"{prefix}/{TOKEN_EXPIRATION}")
     if raw is not None:
@@ -215,4 +239,16 @@ def _pod_overrides(
         if warning:
             invalid.append(SKIP_CONTAINERS)
             warnings.append(f"pod annotation {prefix}/{warning}")
-    return expiration, skip
+    include: frozenset[str] | None = None
+    raw_include = annotations.get(f"{prefix}/{INCLUDE_CONTAINERS}")
+    if raw_include is not None:
+        include, warning = parse_include_containers(raw_include)
+        if warning:
+            invalid.append(INCLUDE_CONTAINERS)
+            warnings.append(f"pod annotation {prefix}/{warning}")
+        elif not include:
+            warnings.append(
+                f"pod annotation {prefix}/{INCLUDE_CONTAINERS} is empty; "
+                "no container gets credentials"
+            )
+    return expiration, skip, include

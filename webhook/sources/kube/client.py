@@ -89,6 +89,58 @@ def new_core_api(configuration: Any) -> Any:
     return k8s.CoreV1Api(k8s.ApiClient(configuration))
 
 
+def get_pod(core: Any, namespace: str, name: str) -> JsonObject | None:
+    """One Pod by name, or None when it does not exist."""
+    what = f"get pod {namespace}/{name}"
+    try:
+        response = _call(
+            what,
+            lambda: core.read_namespaced_pod(
+                name,
+                namespace,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_SECONDS, GET_TIMEOUT_SECONDS),
+            ),
+        )
+    except KubeApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _read_json(what, response)
+
+
+def request_token(
+    core: Any,
+    namespace: str,
+    service_account: str,
+    *,
+    audience: str,
+    seconds: int,
+    pod: tuple[str, str] | None = None,
+) -> str:
+    """A token of the TokenRequest API for the ServiceAccount, as kubelet asks for a pod's
+    projected token: this audience, this lifetime, bound to the pod (name, uid) when given."""
+    what = f"create token for serviceaccount {namespace}/{service_account}"
+    spec: JsonObject = {"audiences": [audience], "expirationSeconds": seconds}
+    if pod is not None:
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": pod[0], "uid": pod[1]}
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+    response = _call(
+        what,
+        lambda: core.create_namespaced_service_account_token(
+            service_account,
+            namespace,
+            body,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT_SECONDS, GET_TIMEOUT_SECONDS),
+        ),
+    )
+    token = (_read_json(what, response).get("status") or {}).get("token")
+    if not isinstance(token, str) or not token:
+        raise KubeApiError(f"{what}: the answer has no status.token")
+    return token
+
+
 def _truncate(text: str) -> str:
     text = text.strip()
     return text if len(text) <= MAX_BODY_IN_MESSAGE else text[:MAX_BODY_IN_MESSAGE] + "..."

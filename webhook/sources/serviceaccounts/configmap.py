@@ -160,4 +160,5 @@ def _identity(value: object, defaults: IdentityDefaults, *, where: str) -> Servi
         regional_sts=regional,
         token_expiration=expiration,
         warnings=tuple(warnings),
+        sts_endpoint_url=defaults.sts_endpoint_url,
     )

@@ -16,7 +16,8 @@ from functools import partial
 from random import Random
 
 from benchmarks.accounts import BODY_NAMES, body_path, service_accounts_yaml
-from webhook.mutator import PodMutator, identity_defaults
+from webhook.assembly.podmutator import PodMutator
+from webhook.assembly.settingsmap import identity_defaults
 from webhook.server.codec import decode_review, patched
 from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.inprocess import InProcessWebhook, serve_in_process
-from webhook.mutator import PodMutator, identity_defaults
+from webhook.assembly.podmutator import PodMutator
+from webhook.assembly.settingsmap import identity_defaults
 from webhook.server.codec import BadRequest, decode_review, patched
 from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts

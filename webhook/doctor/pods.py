@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonpatch
 
+from webhook.assembly.podmutator import PodMutator, service_account_name
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
@@ -33,7 +34,6 @@ from webhook.mutation.wiring import (
     TOKEN_FILE_ENV,
     wiring_warnings,
 )
-from webhook.mutator import PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX
 from webhook.types import JsonObject
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 import orjson
 from fastapi import FastAPI, Response
@@ -12,9 +14,18 @@ from starlette.types import Receive, Scope, Send
 from webhook import __version__
 from webhook.logs import InfoLine, clip
 from webhook.mutation.answer import Outcome
-from webhook.server.admission import ADMISSION_LOGGER, AdmissionEndpoint, Observation, Observe
+from webhook.mutation.identity import ServiceAccountIdentity
+from webhook.server.admission import (
+    ADMISSION_LOGGER,
+    AdmissionEndpoint,
+    Decide,
+    Enforce,
+    Observation,
+    Observe,
+)
 from webhook.server.exposition import CONTENT_TYPE
-from webhook.server.service import WebhookService
+from webhook.server.metrics import Metrics
+from webhook.settings import Settings
 
 # The admission line and its debug detail go to the admission log, under its documented name
 # (see webhook/server/admission.py); this module logs nothing else.
@@ -25,7 +36,46 @@ MUTATE_FARGATE_PATH = "/mutate-fargate"
 DEBUG_CACHE_PATH = "/debug/alpha/cache"  # upstream's path, with --enable-debugging-handlers
 
 
-def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
+class Cache(Protocol):
+    def snapshot(self) -> Mapping[str, ServiceAccountIdentity]: ...
+
+
+class Served(Protocol):
+    """What the apps serve: the assembled webhook (webhook/assembly/webhook.py)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def decide_identity(self) -> Decide: ...
+    @property
+    def decide_fargate(self) -> Decide: ...
+    @property
+    def identity_enforcement(self) -> Enforce | None: ...
+    @property
+    def store(self) -> Cache: ...
+
+    def liveness(self) -> list[str]: ...
+    def readiness(self) -> list[str]: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def cache_json(cache: Cache) -> dict[str, dict[str, object]]:
+    """The ServiceAccount cache as upstream's /debug/alpha/cache prints it."""
+    return {
+        key: {
+            "RoleARN": identity.role_arn,
+            "Audience": identity.audience,
+            "UseRegionalSTS": identity.regional_sts,
+            "TokenExpiration": identity.token_expiration,
+        }
+        for key, identity in cache.snapshot().items()
+    }
+
+
+def _add_health_routes(api: FastAPI, service: Served) -> None:
     @api.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> Response:
         # Fails only when a background task cannot be kept running: kubelet then restarts us.
@@ -42,7 +92,7 @@ def _add_health_routes(api: FastAPI, service: WebhookService) -> None:
         return PlainTextResponse("ok")
 
 
-def _observer(service: WebhookService) -> Observe:
+def _observer(service: Served) -> Observe:
     metrics = service.metrics
     admission_line = InfoLine(admission_log)
 
@@ -101,7 +151,7 @@ def _observer(service: WebhookService) -> Observe:
 class WebhookApp:
     """Admission paths go straight to their endpoint; everything else to FastAPI."""
 
-    def __init__(self, service: WebhookService) -> None:
+    def __init__(self, service: Served) -> None:
         self.service = service
         self.api = FastAPI(
             title="pod-identity-webhook",
@@ -119,7 +169,7 @@ class WebhookApp:
                 max_body_bytes=service.settings.max_request_bytes,
                 observe=observe,
                 time_budget=service.settings.request_time_budget,
-                enforce=service.identity_enforcement(),
+                enforce=service.identity_enforcement,
             ),
             MUTATE_FARGATE_PATH: AdmissionEndpoint(
                 MUTATE_FARGATE_PATH,
@@ -139,7 +189,7 @@ class WebhookApp:
         await self.api(scope, receive, send)
 
 
-def build_metrics_app(service: WebhookService) -> FastAPI:
+def build_metrics_app(service: Served) -> FastAPI:
     api = FastAPI(
         title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -150,7 +200,7 @@ def build_metrics_app(service: WebhookService) -> FastAPI:
         @api.get(DEBUG_CACHE_PATH)
         async def debug_cache() -> Response:
             return Response(
-                orjson.dumps(service.cache_json(), option=orjson.OPT_SORT_KEYS),
+                orjson.dumps(cache_json(service.store), option=orjson.OPT_SORT_KEYS),
                 media_type="application/json",
             )
 

@@ -16,13 +16,12 @@ from typing import Any
 
 import uvicorn
 
-from webhook.server.app import WebhookApp, build_metrics_app
+from webhook.server.app import Served, WebhookApp, build_metrics_app
 from webhook.server.connections import ensure_file_descriptors
 from webhook.server.internals import missing_internals
 from webhook.server.listen import describe, listening_sockets
 from webhook.server.serverlogs import serve_as, server_names
 from webhook.server.servers import FALLBACK_WARNING, fallback_servers
-from webhook.server.service import WebhookService
 from webhook.server.tls import CertificateReloader, build_server_context
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ STARTED_POLL_SECONDS = 0.01
 
 
 def _build_servers(
-    service: WebhookService, context: ssl.SSLContext, missing: Sequence[str]
+    service: Served, context: ssl.SSLContext, missing: Sequence[str]
 ) -> tuple[uvicorn.Server, uvicorn.Server]:
     apps = (WebhookApp(service), build_metrics_app(service))
     if missing:
@@ -59,7 +58,7 @@ def _handle_stop_signals(
         loop.add_signal_handler(signum, stop, signum)
 
 
-async def run_servers(service: WebhookService, *, missing: Sequence[str] | None = None) -> None:
+async def run_servers(service: Served, *, missing: Sequence[str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT. `missing`: the uvicorn internals to take as absent,
     which selects uvicorn's own protocol and server (None: check the installed uvicorn)."""
     settings = service.settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,15 +11,12 @@ from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.settings import Settings
 from webhook.sources.kube.client import ResourceRequests, get_service_account, new_core_api
 from webhook.sources.kube.resourcewatch import ResourceWatch
+from webhook.sources.observer import SourceObserver
 from webhook.sources.serviceaccounts.configmap import CONFIG_MAP_NAME
-from webhook.sources.serviceaccounts.configmapwatch import (
-    ConfigMapSource,
-    ConfigMapVersion,
-    ReloadHook,
-)
+from webhook.sources.serviceaccounts.configmapwatch import ConfigMapSource, ConfigMapVersion
 from webhook.sources.serviceaccounts.lookup import ServiceAccountLookup
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
-from webhook.sources.serviceaccounts.watch import CacheReport, InvalidReport, ServiceAccountSink
+from webhook.sources.serviceaccounts.watch import ServiceAccountSink
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +37,23 @@ def build_cluster_sources(
     *,
     store: ServiceAccountStore | None,
     defaults: IdentityDefaults,
-    report: CacheReport,
-    count_restart: Callable[[str, str], None],
-    on_reload: ReloadHook,
-    count_skip: Callable[[str], None] = lambda resource: None,
-    count_invalid: InvalidReport | None = None,
+    observer: SourceObserver,
 ) -> ClusterSources:
     """`store` is None when ServiceAccounts come from a file and only the ConfigMap is watched."""
     sources = ClusterSources()
     if store is not None:
-        sink = ServiceAccountSink(store, defaults, report=report, count_invalid=count_invalid)
+        sink = ServiceAccountSink(
+            store,
+            defaults,
+            report=observer.cache_reported,
+            count_invalid=observer.annotations_invalid,
+        )
         sources.watches.append(
             _service_account_watch(
                 configuration,
                 sink,
                 settings.resync_period,
-                count_restart=count_restart,
-                count_skip=count_skip,
+                observer,
             )
         )
         logger.info("ServiceAccounts: list and watch cluster-wide at %s", configuration.host)
@@ -70,15 +66,14 @@ def build_cluster_sources(
                 grace_period=settings.service_account_lookup_grace_period,
             )
     if settings.watch_config_map:
-        source = ConfigMapSource(defaults, on_reload=on_reload)
+        source = ConfigMapSource(defaults, on_reload=observer.config_reloaded)
         sources.watches.append(
             _config_map_watch(
                 configuration,
                 source,
                 settings.namespace,
                 settings.resync_period,
-                count_restart=count_restart,
-                count_skip=count_skip,
+                observer,
             )
         )
         sources.config_map = source
@@ -94,9 +89,7 @@ def _service_account_watch(
     configuration: Any,
     sink: ServiceAccountSink,
     resync_period: float,
-    *,
-    count_restart: Callable[[str, str], None],
-    count_skip: Callable[[str], None],
+    observer: SourceObserver,
 ) -> ResourceWatch[ServiceAccountIdentity]:
     core = new_core_api(configuration)
     requests = ResourceRequests(
@@ -107,8 +100,8 @@ def _service_account_watch(
         sink,
         resource=SERVICE_ACCOUNTS,
         resync_period=resync_period,
-        count_restart=count_restart,
-        count_skip=count_skip,
+        count_restart=observer.watch_restarted,
+        count_skip=observer.object_skipped,
     )
 
 
@@ -117,9 +110,7 @@ def _config_map_watch(
     source: ConfigMapSource,
     namespace: str,
     resync_period: float,
-    *,
-    count_restart: Callable[[str, str], None],
-    count_skip: Callable[[str], None],
+    observer: SourceObserver,
 ) -> ResourceWatch[ConfigMapVersion]:
     """Only the one ConfigMap, by a field selector: the Role allows nothing else."""
     core = new_core_api(configuration)
@@ -134,6 +125,6 @@ def _config_map_watch(
         source,
         resource=CONFIG_MAPS,
         resync_period=resync_period,
-        count_restart=count_restart,
-        count_skip=count_skip,
+        count_restart=observer.watch_restarted,
+        count_skip=observer.object_skipped,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.errors import ConfigError
-from webhook.sources.files.watchedfile import ReloadHook as ReloadHook  # cluster.py imports it here
+from webhook.sources.files.watchedfile import ReloadHook
 from webhook.sources.serviceaccounts.configmap import (
     CONFIG_KEY,
     EMPTY,

@@ -6,8 +6,9 @@ from collections.abc import Callable, Container
 from random import Random
 from typing import Protocol
 
+from webhook.assembly.settingsmap import container_credentials_of
 from webhook.mutation.answer import Answer, Outcome
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.identity import ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
 from webhook.mutation.podidentity import (
     ContainerCredentials,
@@ -31,30 +32,6 @@ class IdentityLookup(Protocol):
 KeysSource = Callable[[], Container[str]]
 # Called (namespace, name) when an admission starts waiting for a ServiceAccount not yet seen.
 MissHook = Callable[[str, str], None]
-
-
-def identity_defaults(
-    settings: Settings, *, account_id: str = "", partition: str = ""
-) -> IdentityDefaults:
-    return IdentityDefaults(
-        annotation_prefix=settings.annotation_prefix,
-        audience=settings.token_audience,
-        regional_sts=settings.sts_regional_endpoint,
-        token_expiration=settings.token_expiration,
-        compose_account_id=account_id,
-        compose_partition=partition,
-        sts_endpoint_url=settings.sts_endpoint_url,
-    )
-
-
-def container_credentials_of(settings: Settings) -> ContainerCredentials:
-    return ContainerCredentials(
-        audience=settings.container_credentials_audience,
-        mount_path=settings.container_credentials_token_mount_path,
-        volume_name=settings.container_credentials_token_volume_name,
-        token_path=settings.container_credentials_token_path,
-        full_uri=settings.container_credentials_full_uri,
-    )
 
 
 def _no_keys() -> Container[str]:

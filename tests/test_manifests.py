@@ -18,7 +18,7 @@ from tests.support.rbac import REQUIRED_RBAC
 from tests.support.server import run_webhook
 from webhook.cli import build_parser
 from webhook.flags import settings_from_args
-from webhook.server.app import MUTATE_PATH
+from webhook.server.admission.apps import MUTATE_PATH
 from webhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,8 +46,8 @@ from webhook.mutation.refusal import (
     refuse_unidentified,
 )
 from webhook.mutation.shape import MAX_MUTATED_CONTAINERS
-from webhook.server.admission import AdmissionEndpoint
-from webhook.server.codec import Review
+from webhook.server.admission.codec import Review
+from webhook.server.admission.endpoint import AdmissionEndpoint
 from webhook.settings import SettingsError
 
 LABEL = RequiredLabel("eks.amazonaws.com/pod-identity-webhook", "enabled")

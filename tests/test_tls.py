@@ -27,8 +27,12 @@ from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 from webhook.cli import build_parser
 from webhook.flags import settings_from_args
-from webhook.server import tls
-from webhook.server.tls import CertificateReloader, build_server_context, certificate_expiry
+from webhook.server.transport import tls
+from webhook.server.transport.tls import (
+    CertificateReloader,
+    build_server_context,
+    certificate_expiry,
+)
 from webhook.settings import SettingsError
 
 JSON = {"Content-Type": "application/json"}

@@ -21,7 +21,7 @@ from tests.support.polling import eventually
 from webhook.assembly.webhook import AssembledWebhook, assemble
 from webhook.cli import build_parser
 from webhook.flags import settings_from_args
-from webhook.server.app import WebhookApp, build_metrics_app
+from webhook.server.admission.apps import WebhookApp, build_metrics_app
 
 
 class _LoopTransport(httpx.BaseTransport):

@@ -10,9 +10,9 @@ from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.refusal import Limits, parse_required_label, refuse_unidentified
 from webhook.mutation.shape import oversized_warning
-from webhook.server.admission import Enforce
-from webhook.server.codec import Review
-from webhook.server.metrics import Metrics
+from webhook.server.admission.codec import Review
+from webhook.server.admission.endpoint import Enforce
+from webhook.server.metrics.registry import Metrics
 from webhook.settings import Settings
 from webhook.types import JsonObject
 

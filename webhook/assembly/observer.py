@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webhook.server.metrics import Metrics
+from webhook.server.metrics.registry import Metrics
 
 
 class MetricsObserver:

@@ -11,15 +11,15 @@ from webhook.assembly.livesources import LiveSources
 from webhook.assembly.observer import MetricsObserver
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import serving_defaults
-from webhook.server.admission import Enforce
-from webhook.server.metrics import Metrics
+from webhook.server.admission.endpoint import Enforce
+from webhook.server.metrics.registry import Metrics
 from webhook.settings import Settings
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 
 @dataclass(frozen=True)
 class AssembledWebhook:
-    """What the server serves (webhook.server.app.Served): built by `assemble`, its files read
+    """What the server serves (webhook.server.admission.apps.Served): built by `assemble`, its files read
     by `load_sources`, its background tasks run between `start` and `stop`."""
 
     settings: Settings

@@ -1,10 +1,10 @@
-"""The webhook's HTTP protocol: one write per response (protocol.py) plus bounds on what one
+"""The webhook's HTTP protocol: one write per response (coalescingprotocol.py) plus bounds on what one
 client controls: the size of a request's head (431), requests read ahead on a connection
 (pipelining), requests answered at once across the server (the gate), and the time to send a
-complete request (checked by the acceptor's sweep, connections.py). docs/production.md,
+complete request (checked by the acceptor's sweep, acceptor.py). docs/production.md,
 "Bounds", gives the caps and the memory arithmetic behind them.
 
-It subclasses uvicorn's httptools protocol and overrides parts of it: internals.py names what
+It subclasses uvicorn's httptools protocol and overrides parts of it: uvicorninternals.py names what
 it relies on, and the server is built on it only when all of that is there.
 """
 
@@ -23,7 +23,7 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
-from webhook.server.protocol import CoalescingHttpToolsProtocol
+from webhook.server.transport.coalescingprotocol import CoalescingHttpToolsProtocol
 
 # How far TLS decrypts ahead of the HTTP parser on one connection (uvloop's default: 256 KiB);
 # above the largest TLS record (16 KiB plus overhead), or a partial record would never complete.

@@ -16,13 +16,13 @@ from typing import Any
 
 import uvicorn
 
-from webhook.server.app import Served, WebhookApp, build_metrics_app
-from webhook.server.connections import ensure_file_descriptors
-from webhook.server.internals import missing_internals
-from webhook.server.listen import describe, listening_sockets
-from webhook.server.serverlogs import serve_as, server_names
-from webhook.server.servers import FALLBACK_WARNING, fallback_servers
-from webhook.server.tls import CertificateReloader, build_server_context
+from webhook.server.admission.apps import Served, WebhookApp, build_metrics_app
+from webhook.server.transport.acceptor import ensure_file_descriptors
+from webhook.server.transport.fallbackservers import FALLBACK_WARNING, fallback_servers
+from webhook.server.transport.listen import describe, listening_sockets
+from webhook.server.transport.serverlogs import serve_as, server_names
+from webhook.server.transport.tls import CertificateReloader, build_server_context
+from webhook.server.transport.uvicorninternals import missing_internals
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _build_servers(
         logger.warning(FALLBACK_WARNING, ", ".join(missing))
         return fallback_servers(*apps, service.settings, context)
     # Imported only now: these modules subclass the internals just found to be there.
-    from webhook.server.boundedserver import bounded_servers
+    from webhook.server.transport.boundedservers import bounded_servers
 
     return bounded_servers(*apps, service.settings, context)
 

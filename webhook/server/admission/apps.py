@@ -15,7 +15,7 @@ from webhook import __version__
 from webhook.logs import InfoLine, clip
 from webhook.mutation.answer import Outcome
 from webhook.mutation.identity import ServiceAccountIdentity
-from webhook.server.admission import (
+from webhook.server.admission.endpoint import (
     ADMISSION_LOGGER,
     AdmissionEndpoint,
     Decide,
@@ -23,12 +23,12 @@ from webhook.server.admission import (
     Observation,
     Observe,
 )
-from webhook.server.exposition import CONTENT_TYPE
-from webhook.server.metrics import Metrics
+from webhook.server.metrics.exposition import CONTENT_TYPE
+from webhook.server.metrics.registry import Metrics
 from webhook.settings import Settings
 
 # The admission line and its debug detail go to the admission log, under its documented name
-# (see webhook/server/admission.py); this module logs nothing else.
+# (see webhook/server/admission/endpoint.py); this module logs nothing else.
 admission_log = logging.getLogger(ADMISSION_LOGGER)
 
 MUTATE_PATH = "/mutate"

@@ -1,6 +1,6 @@
 """uvicorn's configuration for both servers, and the fallback servers built on uvicorn's public
 API alone (Config, Server, serve), for a uvicorn that lacks the internals the bounded server
-relies on (internals.py; docs/performance.md, "uvicorn's internals").
+relies on (uvicorninternals.py; docs/performance.md, "uvicorn's internals").
 """
 
 from __future__ import annotations

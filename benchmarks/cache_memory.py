@@ -77,7 +77,7 @@ def serve(count: int, ready: Any, port_out: Any) -> None:
 
 async def load(kubeconfig: Path, count: int) -> tuple[float, Any]:
     from webhook.assembly.webhook import assemble
-    from webhook.settings import Settings
+    from webhook.flags.settings import Settings
 
     service = assemble(Settings(kubeconfig=kubeconfig, resync_period=3600))
     service.load_sources()

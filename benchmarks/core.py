@@ -18,8 +18,8 @@ from random import Random
 from benchmarks.accounts import BODY_NAMES, body_path, service_accounts_yaml
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
 from webhook.server.admission.codec import decode_review, patched
-from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 

@@ -21,7 +21,7 @@ from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
 from webhook.assembly.settingsmap import StartupError
 from webhook.assembly.webhook import assemble
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 
 ROLE = "eks.amazonaws.com/role-arn"
 ARN = "arn:aws:iam::111122223333:role/"

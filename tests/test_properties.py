@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from tests.support.inprocess import InProcessWebhook, serve_in_process
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
 from webhook.server.admission.codec import BadRequest, decode_review, patched
-from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 

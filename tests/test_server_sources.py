@@ -13,8 +13,8 @@ import orjson
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
 from webhook.assembly.webhook import assemble
+from webhook.flags.settings import Settings
 from webhook.server.admission.apps import WebhookApp
-from webhook.settings import Settings
 
 ROLE_A = "arn:aws:iam::111122223333:role/a"
 ROLE_B = "arn:aws:iam::111122223333:role/b"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.support.fakeapi import FakeApiServer
+from webhook.flags.settings import Settings
 from webhook.mutation.identity import IdentityDefaults
-from webhook.settings import Settings
 from webhook.sources.files.watchedfile import WatchedFile
 from webhook.sources.kube.client import ResourceRequests, cluster_configuration, new_core_api
 from webhook.sources.kube.resourcewatch import ResourceWatch

@@ -23,7 +23,7 @@ from tests.hostile.server_support import (
 )
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
+from webhook.flags.shared import settings_from_args
 from webhook.server.transport.acceptor import SPARE_FILE_DESCRIPTORS, ensure_file_descriptors
 
 

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 from tests.support.polling import eventually
 from webhook.assembly.webhook import AssembledWebhook, assemble
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
+from webhook.flags.shared import settings_from_args
 from webhook.server.admission.apps import WebhookApp, build_metrics_app
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from webhook.assembly.podmutator import PodMutator
+from webhook.flags.settings import Settings
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.refusal import Limits, parse_required_label, refuse_unidentified
@@ -13,7 +14,6 @@ from webhook.mutation.shape import oversized_warning
 from webhook.server.admission.codec import Review
 from webhook.server.admission.endpoint import Enforce
 from webhook.server.metrics.registry import Metrics
-from webhook.settings import Settings
 from webhook.types import JsonObject
 
 # The profiles in force, read per admission: the file that holds them is reloaded while the

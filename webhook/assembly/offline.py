@@ -16,9 +16,9 @@ import yaml
 from webhook.assembly.decisions import FargateDecision
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
 from webhook.mutation.fargate import FargateProfile
 from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.settings import Settings
 from webhook.sources.files.containercredentials import parse_container_credentials
 from webhook.sources.files.fargateprofiles import parse_fargate_profiles
 from webhook.sources.serviceaccounts.file import parse_service_accounts

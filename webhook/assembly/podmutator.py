@@ -7,6 +7,7 @@ from random import Random
 from typing import Protocol
 
 from webhook.assembly.settingsmap import container_credentials_of
+from webhook.flags.settings import Settings
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.identity import ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
@@ -16,7 +17,6 @@ from webhook.mutation.podidentity import (
     Resolution,
     resolve_pod_identity,
 )
-from webhook.settings import Settings
 from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
 from webhook.types import JsonObject
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from webhook.flags.settings import Settings
 from webhook.mutation.identity import IdentityDefaults
 from webhook.mutation.podidentity import ContainerCredentials
-from webhook.settings import Settings
 from webhook.sources.imds import MetadataError, fetch_instance_identity
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from webhook.assembly.livesources import LiveSources
 from webhook.assembly.observer import MetricsObserver
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import serving_defaults
+from webhook.flags.settings import Settings
 from webhook.server.admission.endpoint import Enforce
 from webhook.server.metrics.registry import Metrics
-from webhook.settings import Settings
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
 

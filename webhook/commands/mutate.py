@@ -19,10 +19,10 @@ from webhook.commands.documents import (
     pod_template,
     read_documents,
 )
-from webhook.flags import add_mutation_arguments, settings_from_args
+from webhook.flags.settings import Settings
+from webhook.flags.shared import add_mutation_arguments, settings_from_args
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile
-from webhook.settings import Settings
 from webhook.sources.errors import ConfigError
 from webhook.types import JsonObject, PatchOp
 

@@ -9,12 +9,12 @@ from typing import Any
 from webhook import __version__
 from webhook.assembly.settingsmap import StartupError
 from webhook.assembly.webhook import assemble
-from webhook.flags import add_mutation_arguments, settings_from_args, upstream_warnings
+from webhook.flags.serving import add_server_arguments
+from webhook.flags.settings import Settings, SettingsError
+from webhook.flags.shared import add_mutation_arguments, settings_from_args, upstream_warnings
 from webhook.logs import configure_logging
 from webhook.server.transport.runner import run_servers
 from webhook.server.transport.tls import build_server_context
-from webhook.serverflags import add_server_arguments
-from webhook.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook.doctor.inputs import DoctorInputError
-from webhook.flagvalues import integer
+from webhook.flags.values import integer
 from webhook.logs import configure_logging
 from webhook.server.transport.listen import listening_sockets
 from webhook.sts.app import StsApp

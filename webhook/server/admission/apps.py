@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
+from webhook.flags.settings import Settings
 from webhook.logs import InfoLine, clip
 from webhook.mutation.answer import Outcome
 from webhook.mutation.identity import ServiceAccountIdentity
@@ -25,7 +26,6 @@ from webhook.server.admission.endpoint import (
 )
 from webhook.server.metrics.exposition import CONTENT_TYPE
 from webhook.server.metrics.registry import Metrics
-from webhook.settings import Settings
 
 # The admission line and its debug detail go to the admission log, under its documented name
 # (see webhook/server/admission/endpoint.py); this module logs nothing else.

@@ -14,10 +14,10 @@ from typing import Any
 
 import uvicorn
 
+from webhook.flags.settings import Settings
 from webhook.server.transport.acceptor import Acceptor
 from webhook.server.transport.boundedprotocol import BoundedHttpToolsProtocol, Limits, RequestGate
 from webhook.server.transport.fallbackservers import server_config
-from webhook.settings import Settings
 
 
 class QuietServer(uvicorn.Server):

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 
 # Said once at start-up when the bounded server cannot be built.
 FALLBACK_WARNING = (

@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.mutation.gostrconv import parse_bool
 from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV, sts_endpoint_problem
 
 ROLE_ARN = "role-arn"
@@ -27,8 +28,6 @@ _INT64_MAX = 2**63 - 1
 # kube-apiserver refuses a projected token's expirationSeconds above this (math.MaxUint32).
 MAX_TOKEN_EXPIRATION_SECONDS = 2**32 - 1
 _SHOWN_VALUE_CHARS = 24
-_TRUE = frozenset(("1", "t", "T", "true", "TRUE", "True"))
-_FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +158,9 @@ def identity_from_annotations(
     regional = defaults.regional_sts
     raw_regional = annotations.get(prefix + STS_REGIONAL_ENDPOINTS)
     if raw_regional is not None:
-        if raw_regional in _TRUE:
-            regional = True
-        elif raw_regional in _FALSE:
-            regional = False
-        else:
+        try:
+            regional = parse_bool(raw_regional)
+        except ValueError:
             invalid.append(STS_REGIONAL_ENDPOINTS)
             warnings.append(
                 f"{source}: {prefix}{STS_REGIONAL_ENDPOINTS} {shown(raw_regional)} is not true or false; "

@@ -75,21 +75,23 @@ def cache_json(cache: Cache) -> dict[str, dict[str, object]]:
     }
 
 
+def _health_answer(reasons: list[str], failing: str, status_code: int) -> Response:
+    if reasons:
+        return PlainTextResponse(
+            f"{failing}: " + "; ".join(reasons) + "\n", status_code=status_code
+        )
+    return PlainTextResponse("ok")
+
+
 def _add_health_routes(api: FastAPI, service: Served) -> None:
     @api.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> Response:
         # Fails only when a background task cannot be kept running: kubelet then restarts us.
-        reasons = service.liveness()
-        if reasons:
-            return PlainTextResponse("unhealthy: " + "; ".join(reasons) + "\n", status_code=500)
-        return PlainTextResponse("ok")
+        return _health_answer(service.liveness(), "unhealthy", 500)
 
     @api.get("/readyz", response_class=PlainTextResponse)
     async def readyz() -> Response:
-        reasons = service.readiness()
-        if reasons:
-            return PlainTextResponse("not ready: " + "; ".join(reasons) + "\n", status_code=503)
-        return PlainTextResponse("ok")
+        return _health_answer(service.readiness(), "not ready", 503)
 
 
 def _observer(service: Served) -> Observe:

@@ -68,10 +68,6 @@ class Echo(NamedTuple):
 NO_ECHO = Echo(API_VERSIONS[0], "")
 
 
-def decode_review(body: bytes) -> Review:
-    return review_of(parse_body(body))
-
-
 def parse_body(body: bytes) -> Any:
     """The body as JSON, decoded once: the review and any error answer are read from it."""
     if not body:
@@ -130,10 +126,6 @@ def _is_pod(request: JsonObject, obj: Any) -> bool:
 
 def _envelope(api_version: str, kind: str, response: JsonObject) -> bytes:
     return orjson.dumps({"apiVersion": api_version, "kind": kind, "response": response})
-
-
-def allowed(review: Review, warnings: tuple[str, ...] = ()) -> bytes:
-    return patched(review, [], warnings)
 
 
 def patched(review: Review, ops: list[PatchOp], warnings: tuple[str, ...] = ()) -> bytes:

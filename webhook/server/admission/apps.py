@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -13,23 +12,11 @@ from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
 from webhook.flags.settings import Settings
-from webhook.logs import InfoLine, clip
-from webhook.mutation.answer import Outcome
 from webhook.mutation.identity import ServiceAccountIdentity
-from webhook.server.admission.endpoint import (
-    ADMISSION_LOGGER,
-    AdmissionEndpoint,
-    Decide,
-    Enforce,
-    Observation,
-    Observe,
-)
+from webhook.server.admission.endpoint import AdmissionEndpoint, Decide, Enforce
+from webhook.server.admission.observer import AdmissionObserver
 from webhook.server.metrics.exposition import CONTENT_TYPE
 from webhook.server.metrics.registry import Metrics
-
-# The admission line and its debug detail go to the admission log, under its documented name
-# (see webhook/server/admission/endpoint.py); this module logs nothing else.
-admission_log = logging.getLogger(ADMISSION_LOGGER)
 
 MUTATE_PATH = "/mutate"
 MUTATE_FARGATE_PATH = "/mutate-fargate"
@@ -94,62 +81,6 @@ def _add_health_routes(api: FastAPI, service: Served) -> None:
         return _health_answer(service.readiness(), "not ready", 503)
 
 
-def _observer(service: Served) -> Observe:
-    metrics = service.metrics
-    admission_line = InfoLine(admission_log)
-
-    def observe(observation: Observation) -> None:
-        verb, path, status, seconds, review, answer = observation
-        metrics.observe_request(verb, path, status, seconds)
-        if review is None or answer is None:
-            return
-        if answer.outcome is Outcome.OVER_BUDGET:
-            metrics.over_budget.inc()
-        if answer.refusal:
-            metrics.refused.labels(answer.outcome.value).inc()
-        if admission_log.isEnabledFor(logging.DEBUG):
-            # the warnings' text may quote annotation values, which are never logged
-            admission_log.debug(
-                "admission uid=%s patch paths=%s warnings=%d",
-                clip(review.uid),
-                [op["path"] for op in answer.ops],
-                len(answer.warnings),
-            )
-        if not admission_line.enabled():
-            return
-        pod = review.pod or {}
-        metadata = pod.get("metadata") or {}
-        # Every field the client wrote is cut to MAX_FIELD_CHARS; the handler escapes control
-        # characters (docs/production.md, "Logs").
-        name = clip(metadata.get("name") or metadata.get("generateName") or "-")
-        uid, namespace = clip(review.uid), clip(review.namespace)
-        subject = "profile" if path == MUTATE_FARGATE_PATH else "serviceaccount"
-        clipped_detail = clip(answer.detail)
-        outcome = answer.outcome.value
-        detail = clipped_detail or "-"
-        latency_ms = seconds * 1000
-        fields: dict[str, object] = {
-            "path": path,
-            "uid": uid,
-            "namespace": namespace,
-            "pod": name,
-            subject: clipped_detail,
-            "outcome": outcome,
-        }
-        # strict mode's refusals (webhook/mutation/refusal.py); every other answer allows
-        refusal = " allowed=false" if answer.refusal else ""
-        if answer.refusal:
-            fields["allowed"] = False
-        fields["latency_ms"] = round(latency_ms, 3)
-        admission_line(
-            f"admission path={path} uid={uid} namespace={namespace} pod={name} "
-            f"{subject}={detail} outcome={outcome}{refusal} latency_ms={latency_ms:.2f}",
-            fields,
-        )
-
-    return observe
-
-
 class WebhookApp:
     """Admission paths go straight to their endpoint; everything else to FastAPI."""
 
@@ -163,7 +94,7 @@ class WebhookApp:
             openapi_url=None,
         )
         _add_health_routes(self.api, service)
-        observe = _observer(service)
+        observe = AdmissionObserver(service.metrics, fargate_path=MUTATE_FARGATE_PATH)
         self.endpoints: dict[str, AdmissionEndpoint] = {
             MUTATE_PATH: AdmissionEndpoint(
                 MUTATE_PATH,

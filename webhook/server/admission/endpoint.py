@@ -28,7 +28,7 @@ from webhook.server.admission.codec import (
 from webhook.server.transport.deadlines import Deadlines, resolution_for
 
 # The admission log keeps the name its lines have always carried: docs/production.md ("Logs")
-# shows it and log queries select on it. This module and the observer (apps.py) write under it.
+# shows it and log queries select on it. This module and the observer (observer.py) write under it.
 ADMISSION_LOGGER = "webhook.admission"
 logger = logging.getLogger(ADMISSION_LOGGER)
 

@@ -15,7 +15,7 @@ from typing import Any
 from webhook.assembly.settingsmap import StartupError
 from webhook.flags.settings import Settings
 from webhook.mutation.fargate import FargateProfile
-from webhook.mutation.identity import IdentityDefaults
+from webhook.mutation.serviceaccount import IdentityDefaults
 from webhook.sources.cluster import ClusterSources, build_cluster_sources
 from webhook.sources.errors import ConfigError
 from webhook.sources.files.containercredentials import parse_container_credentials

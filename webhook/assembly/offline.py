@@ -18,7 +18,7 @@ from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import identity_defaults
 from webhook.flags.settings import Settings
 from webhook.mutation.fargate import FargateProfile
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.serviceaccount import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.files.containercredentials import parse_container_credentials
 from webhook.sources.files.fargateprofiles import parse_fargate_profiles
 from webhook.sources.serviceaccounts.file import parse_service_accounts

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from webhook.flags.settings import Settings
-from webhook.mutation.identity import IdentityDefaults
 from webhook.mutation.podidentity import ContainerCredentials
+from webhook.mutation.serviceaccount import IdentityDefaults
 from webhook.sources.imds import MetadataError, fetch_instance_identity
 
 logger = logging.getLogger(__name__)

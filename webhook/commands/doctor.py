@@ -25,10 +25,13 @@ from webhook.doctor.pods import pod_checks
 from webhook.doctor.report import About, exit_code, render_json, render_table
 from webhook.flags.settings import Settings
 from webhook.flags.shared import add_mutation_arguments, settings_from_args
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.serviceaccount import (
+    IdentityDefaults,
+    ServiceAccountIdentity,
+    identity_of_service_account,
+)
+from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
-from webhook.sources.serviceaccounts.annotations import identity_of_service_account
-from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 

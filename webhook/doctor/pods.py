@@ -12,12 +12,6 @@ from webhook.assembly.podmutator import PodMutator, service_account_name
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.identity import (
-    INCLUDE_CONTAINERS,
-    ROLE_ARN,
-    SKIP_CONTAINERS,
-    is_valid_role_arn,
-)
 from webhook.mutation.patch import REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import (
@@ -25,6 +19,12 @@ from webhook.mutation.podidentity import (
     PodIdentity,
     parse_skip_containers,
     pod_annotations,
+)
+from webhook.mutation.serviceaccount import (
+    INCLUDE_CONTAINERS,
+    ROLE_ARN,
+    SKIP_CONTAINERS,
+    is_valid_role_arn,
 )
 from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.flags.settings import Settings
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.serviceaccount import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.kube.client import ResourceRequests, get_service_account, new_core_api
 from webhook.sources.kube.resourcewatch import ResourceWatch
 from webhook.sources.observer import SourceObserver

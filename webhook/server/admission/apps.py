@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from webhook import __version__
 from webhook.flags.settings import Settings
-from webhook.mutation.identity import ServiceAccountIdentity
+from webhook.mutation.serviceaccount import ServiceAccountIdentity
 from webhook.server.admission.endpoint import AdmissionEndpoint, Decide, Enforce
 from webhook.server.admission.observer import AdmissionObserver
 from webhook.server.metrics.exposition import CONTENT_TYPE

@@ -1,4 +1,4 @@
-"""Identity settings read from ServiceAccount annotations, parsed once when the object arrives."""
+"""A ServiceAccount's identity read from its annotations, parsed once when the object arrives."""
 
 from __future__ import annotations
 
@@ -199,4 +199,17 @@ def identity_from_annotations(
         warnings=tuple(warnings),
         invalid=tuple(invalid),
         sts_endpoint_url=endpoint,
+    )
+
+
+def identity_of_service_account(
+    namespace: str, name: str, annotations: Mapping[str, str], defaults: IdentityDefaults
+) -> ServiceAccountIdentity:
+    """The identity of ServiceAccount namespace/name; the defaults' `no_identity` when it
+    carries no annotation of the prefix."""
+    prefix = defaults.annotation_prefix + "/"
+    if not any(key.startswith(prefix) for key in annotations):
+        return defaults.no_identity
+    return identity_from_annotations(
+        annotations, defaults, source=f"ServiceAccount {namespace}/{name}"
     )

@@ -3,9 +3,9 @@ event loop (runner.py).
 
 Which protocol runs: the webhook server is boundedservers.py's, on uvicorn's httptools protocol
 subclassed twice: coalescingprotocol.py sends each response as one write (batched under load),
-and boundedprotocol.py adds the bounds one client controls (head size, pipelining, requests in
-flight); acceptor.py accepts connections under --max-connections with TLS handshake and
-request-read deadlines. The metrics server is boundedservers.py's too, on uvicorn's protocol.
+and boundedprotocol.py adds the bounds one client controls (head size, pipelining) and the
+gate on requests in flight (requestgate.py); acceptor.py accepts connections under
+--max-connections with TLS handshake and request-read deadlines. The metrics server is boundedservers.py's too, on uvicorn's protocol.
 
 When the fallback runs, and why: those classes rely on uvicorn internals beyond its public API.
 At start-up uvicorninternals.py checks that every one of them is there; when one is missing (a

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
 from webhook.server.transport.coalescingprotocol import CoalescingHttpToolsProtocol
+from webhook.server.transport.requestgate import RequestGate
 
 # How far TLS decrypts ahead of the HTTP parser on one connection (uvloop's default: 256 KiB);
 # above the largest TLS record (16 KiB plus overhead), or a partial record would never complete.
@@ -48,41 +48,6 @@ class Limits:
     max_header_bytes: int
     max_header_count: int
     max_request_bytes: int  # the weight of a body of unknown length
-
-
-class RequestGate:
-    """Requests being answered at once, by count and by declared body bytes. A request that
-    does not fit waits, its connection unread, until one finishes; one always runs."""
-
-    __slots__ = ("bytes", "max_bytes", "max_requests", "requests", "waiting")
-
-    def __init__(self, *, max_requests: int, max_bytes: int) -> None:
-        self.max_requests = max_requests
-        self.max_bytes = max_bytes
-        self.requests = 0
-        self.bytes = 0
-        self.waiting: deque[tuple[BoundedHttpToolsProtocol, RequestResponseCycle, Any, int]] = (
-            deque()
-        )
-
-    def admit(self, weight: int) -> bool:
-        if self.requests and (
-            self.requests >= self.max_requests or self.bytes + weight > self.max_bytes
-        ):
-            return False
-        self.requests += 1
-        self.bytes += weight
-        return True
-
-    def release(self, weight: int) -> None:
-        self.requests -= 1
-        self.bytes -= weight
-        waiting = self.waiting
-        while waiting and self.admit(waiting[0][3]):
-            protocol, cycle, app, weight = waiting.popleft()
-            if not protocol.start_admitted(cycle, app, weight):
-                self.requests -= 1
-                self.bytes -= weight
 
 
 class _BoundedFlow(FlowControl):

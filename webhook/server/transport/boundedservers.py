@@ -16,8 +16,9 @@ import uvicorn
 
 from webhook.flags.settings import Settings
 from webhook.server.transport.acceptor import Acceptor
-from webhook.server.transport.boundedprotocol import BoundedHttpToolsProtocol, Limits, RequestGate
+from webhook.server.transport.boundedprotocol import BoundedHttpToolsProtocol, Limits
 from webhook.server.transport.fallbackservers import server_config
+from webhook.server.transport.requestgate import RequestGate
 
 
 class QuietServer(uvicorn.Server):

@@ -10,7 +10,6 @@ from webhook.flags.settings import Settings
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
 from webhook.mutation.refusal import Limits, parse_required_label, refuse_unidentified
-from webhook.mutation.shape import oversized_warning
 from webhook.server.admission.codec import Review
 from webhook.server.admission.endpoint import Enforce
 from webhook.server.metrics.registry import Metrics
@@ -31,9 +30,8 @@ class IdentityDecision:
     async def __call__(self, review: Review) -> Answer:
         if review.pod is None:
             return Answer([], (), Outcome.NOT_A_POD)
-        oversized = oversized_warning(review.pod)
-        if oversized:
-            return Answer([], (oversized,), Outcome.TOO_MANY_CONTAINERS)
+        if review.oversized:  # checked as the review was decoded
+            return Answer([], (review.oversized,), Outcome.TOO_MANY_CONTAINERS)
         answer = await self.mutator.mutate(review.pod, review.namespace)
         metrics = self._metrics
         if answer.mode is not None:  # upstream counts already-patched pods too

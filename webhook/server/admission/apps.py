@@ -95,22 +95,20 @@ class WebhookApp:
         )
         _add_health_routes(self.api, service)
         observe = AdmissionObserver(service.metrics, fargate_path=MUTATE_FARGATE_PATH)
+        settings = service.settings
         self.endpoints: dict[str, AdmissionEndpoint] = {
-            MUTATE_PATH: AdmissionEndpoint(
-                MUTATE_PATH,
-                service.decide_identity,
-                max_body_bytes=service.settings.max_request_bytes,
+            path: AdmissionEndpoint(
+                path,
+                decide,
+                max_body_bytes=settings.max_request_bytes,
                 observe=observe,
-                time_budget=service.settings.request_time_budget,
-                enforce=service.identity_enforcement,
-            ),
-            MUTATE_FARGATE_PATH: AdmissionEndpoint(
-                MUTATE_FARGATE_PATH,
-                service.decide_fargate,
-                max_body_bytes=service.settings.max_request_bytes,
-                observe=observe,
-                time_budget=service.settings.request_time_budget,
-            ),
+                time_budget=settings.request_time_budget,
+                enforce=enforce,
+            )
+            for path, decide, enforce in (
+                (MUTATE_PATH, service.decide_identity, service.identity_enforcement),
+                (MUTATE_FARGATE_PATH, service.decide_fargate, None),
+            )
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -70,22 +70,22 @@ def _health_answer(reasons: list[str], failing: str, status_code: int) -> Respon
     return PlainTextResponse("ok")
 
 
-def _add_health_routes(api: FastAPI, service: Served) -> None:
+def _add_health_routes(api: FastAPI, served: Served) -> None:
     @api.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> Response:
         # Fails only when a background task cannot be kept running: kubelet then restarts us.
-        return _health_answer(service.liveness(), "unhealthy", 500)
+        return _health_answer(served.liveness(), "unhealthy", 500)
 
     @api.get("/readyz", response_class=PlainTextResponse)
     async def readyz() -> Response:
-        return _health_answer(service.readiness(), "not ready", 503)
+        return _health_answer(served.readiness(), "not ready", 503)
 
 
 class WebhookApp:
     """Admission paths go straight to their endpoint; everything else to FastAPI."""
 
-    def __init__(self, service: Served) -> None:
-        self.service = service
+    def __init__(self, served: Served) -> None:
+        self.served = served
         self.api = FastAPI(
             title="pod-identity-webhook",
             version=__version__,
@@ -93,9 +93,9 @@ class WebhookApp:
             redoc_url=None,
             openapi_url=None,
         )
-        _add_health_routes(self.api, service)
-        observe = AdmissionObserver(service.metrics, fargate_path=MUTATE_FARGATE_PATH)
-        settings = service.settings
+        _add_health_routes(self.api, served)
+        observe = AdmissionObserver(served.metrics, fargate_path=MUTATE_FARGATE_PATH)
+        settings = served.settings
         self.endpoints: dict[str, AdmissionEndpoint] = {
             path: AdmissionEndpoint(
                 path,
@@ -106,8 +106,8 @@ class WebhookApp:
                 enforce=enforce,
             )
             for path, decide, enforce in (
-                (MUTATE_PATH, service.decide_identity, service.identity_enforcement),
-                (MUTATE_FARGATE_PATH, service.decide_fargate, None),
+                (MUTATE_PATH, served.decide_identity, served.identity_enforcement),
+                (MUTATE_FARGATE_PATH, served.decide_fargate, None),
             )
         }
 
@@ -120,23 +120,23 @@ class WebhookApp:
         await self.api(scope, receive, send)
 
 
-def build_metrics_app(service: Served) -> FastAPI:
+def build_metrics_app(served: Served) -> FastAPI:
     api = FastAPI(
         title="pod-identity-webhook metrics", docs_url=None, redoc_url=None, openapi_url=None
     )
-    _add_health_routes(api, service)
+    _add_health_routes(api, served)
 
-    if service.settings.enable_debugging_handlers:
+    if served.settings.enable_debugging_handlers:
 
         @api.get(DEBUG_CACHE_PATH)
         async def debug_cache() -> Response:
             return Response(
-                orjson.dumps(cache_json(service.store), option=orjson.OPT_SORT_KEYS),
+                orjson.dumps(cache_json(served.store), option=orjson.OPT_SORT_KEYS),
                 media_type="application/json",
             )
 
     @api.get("/metrics")
     async def metrics() -> Response:
-        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
+        return Response(served.metrics.exposition(), media_type=CONTENT_TYPE)
 
     return api

@@ -79,7 +79,7 @@ def object_key(obj: JsonObject) -> tuple[str, str]:
 
 
 class ResourceWatch(Generic[V]):
-    """One watched collection. `run()` is the coroutine the service keeps running."""
+    """One watched collection. `run()` is the coroutine `serve` keeps running (webhook/assembly/background.py)."""
 
     def __init__(
         self,

@@ -76,10 +76,10 @@ def serve(count: int, ready: Any, port_out: Any) -> None:
 
 
 async def load(kubeconfig: Path, count: int) -> tuple[float, Any]:
-    from webhook.server.service import WebhookService
-    from webhook.settings import Settings
+    from webhook.assembly.webhook import assemble
+    from webhook.flags.settings import Settings
 
-    service = WebhookService(Settings(kubeconfig=kubeconfig, resync_period=3600))
+    service = assemble(Settings(kubeconfig=kubeconfig, resync_period=3600))
     service.load_sources()
     started = time.perf_counter()
     await service.start()

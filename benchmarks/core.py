@@ -2,7 +2,8 @@
 
 Two figures per body, in microseconds per pod (min and median over repeats):
 - core: PodMutator.mutate_now on the decoded pod (lookup in 10,000 ServiceAccounts, patch);
-- request: decode_review + mutate_now + the encoded response, i.e. /mutate without HTTP.
+- request: the decode /mutate runs (parse_body, review_of) + mutate_now + the encoded
+  response, i.e. /mutate without HTTP.
 Run: python -m benchmarks core [--number N] [--repeat R]
 """
 
@@ -16,9 +17,10 @@ from functools import partial
 from random import Random
 
 from benchmarks.accounts import BODY_NAMES, body_path, service_accounts_yaml
-from webhook.mutator import PodMutator, identity_defaults
-from webhook.server.codec import decode_review, patched
-from webhook.settings import Settings
+from webhook.assembly.podmutator import PodMutator
+from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
+from webhook.server.admission.codec import parse_body, patched, review_of
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
@@ -51,7 +53,7 @@ def _time(function: Callable[[], object], number: int, repeat: int) -> tuple[flo
 
 
 def _request(mutator: PodMutator, body: bytes) -> bytes:
-    decoded = decode_review(body)
+    decoded = review_of(parse_body(body))
     assert decoded.pod is not None
     mutation = mutator.mutate_now(decoded.pod, decoded.namespace)
     return patched(decoded, mutation.ops, mutation.warnings)
@@ -68,7 +70,7 @@ def measure(
     timings: list[CoreTiming] = []
     for name in bodies:
         body = body_path(name).read_bytes()
-        review = decode_review(body)
+        review = review_of(parse_body(body))
         assert review.pod is not None, f"{name}.json is not a pod CREATE"
         pod, namespace = review.pod, review.namespace
         result = mutator.mutate_now(pod, namespace)

@@ -11,14 +11,14 @@ import pytest
 
 from webhook.mutation.csvrecord import CsvError, read_first_record
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.identity import (
+from webhook.mutation.podidentity import parse_skip_containers
+from webhook.mutation.serviceaccount import (
     MAX_TOKEN_EXPIRATION_SECONDS,
     IdentityDefaults,
     identity_from_annotations,
     parse_expiration,
     parse_int64,
 )
-from webhook.mutation.podidentity import parse_skip_containers
 
 P = "eks.amazonaws.com/"
 DEFAULTS = IdentityDefaults(

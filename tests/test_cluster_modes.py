@@ -19,8 +19,9 @@ from tests.support.fakeapi import FakeApiServer
 from tests.support.inprocess import serve_in_process
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook
-from webhook.server.service import StartupError, WebhookService
-from webhook.settings import Settings
+from webhook.assembly.settingsmap import StartupError
+from webhook.assembly.webhook import assemble
+from webhook.flags.settings import Settings
 
 ROLE = "eks.amazonaws.com/role-arn"
 ARN = "arn:aws:iam::111122223333:role/"
@@ -202,7 +203,7 @@ class FakeImds:
 
 
 def composed_role(settings: Settings) -> str:
-    service = WebhookService(settings)
+    service = assemble(settings)
     service.load_sources()
     identity = service.store.get("default", "app")
     assert identity is not None
@@ -256,4 +257,4 @@ def test_compose_role_arn_without_reachable_metadata_fails_start_up_clearly(
         StartupError,
         match=r"cannot read EC2 instance metadata at http://127.0.0.1:9.*--aws-account-id",
     ):
-        WebhookService(settings).load_sources()
+        assemble(settings).load_sources()

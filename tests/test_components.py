@@ -30,7 +30,7 @@ from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     workspace,
 )
 from webhook import __version__
-from webhook.server.metrics import Metrics
+from webhook.server.metrics.registry import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORING = "with-component/monitoring"

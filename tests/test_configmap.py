@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from webhook.mutation.identity import IdentityDefaults
+from webhook.mutation.serviceaccount import IdentityDefaults
 from webhook.sources.errors import ConfigError
 from webhook.sources.serviceaccounts.configmap import parse_config_map
 

@@ -21,9 +21,9 @@ from webhook.mutation.defaults import (
     DEFAULT_CC_VOLUME_NAME,
     DEFAULT_TOKEN_MOUNT_PATH,
 )
-from webhook.mutation.identity import IdentityDefaults, identity_from_annotations
 from webhook.mutation.patch import build_identity_patch
 from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
+from webhook.mutation.serviceaccount import IdentityDefaults, identity_from_annotations
 
 ANCHOR = SHARED / "conformance" / "anchor"
 T = "testing.eks.amazonaws.com/"

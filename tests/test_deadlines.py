@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import ROOT
 from webhook.mutation.answer import Answer, Outcome
-from webhook.server.admission import AdmissionEndpoint
-from webhook.server.codec import Review
-from webhook.server.deadlines import Deadlines, resolution_for
+from webhook.server.admission.codec import Review
+from webhook.server.admission.endpoint import AdmissionEndpoint
+from webhook.server.transport.deadlines import Deadlines, resolution_for
 
 
 async def _forever() -> None:

@@ -221,7 +221,7 @@ def test_entrypoint_is_the_packages_console_script_serving_by_default() -> None:
     cmd = json.loads(final("CMD").value)
     assert cmd[0] == "serve"
     from webhook.cli import build_parser
-    from webhook.flags import settings_from_args
+    from webhook.flags.shared import settings_from_args
 
     settings = settings_from_args(build_parser().parse_args(cmd))
     exposed = {int(port.split("/")[0]) for port in final("EXPOSE").value.split()}

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.support.admission import APP_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import CertFiles, run_webhook
 from tests.support.serverlog import assert_each_server_named_once_per_event
-from webhook.server.internals import (
+from webhook.server.transport.uvicorninternals import (
     FLOW_CONTROL,
     HTTPTOOLS,
     SERVER,

@@ -17,9 +17,9 @@ import yaml
 from tests.support.rbac import REQUIRED_RBAC
 from tests.support.server import run_webhook
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
-from webhook.server.app import MUTATE_PATH
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.flags.shared import settings_from_args
+from webhook.server.admission.apps import MUTATE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES_VERSION = (

@@ -9,14 +9,14 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from webhook.mutation.identity import (
+from webhook.mutation.patch import Mutation, build_identity_patch
+from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
+from webhook.mutation.pointer import escape, join
+from webhook.mutation.serviceaccount import (
     IdentityDefaults,
     ServiceAccountIdentity,
     identity_from_annotations,
 )
-from webhook.mutation.patch import Mutation, build_identity_patch
-from webhook.mutation.podidentity import ContainerCredentials, resolve_pod_identity
-from webhook.mutation.pointer import escape, join
 
 P = "eks.amazonaws.com/"
 ROLE = "arn:aws:iam::111122223333:role/app"

@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.inprocess import InProcessWebhook, serve_in_process
-from webhook.mutator import PodMutator, identity_defaults
-from webhook.server.codec import BadRequest, decode_review, patched
-from webhook.settings import Settings
+from webhook.assembly.podmutator import PodMutator
+from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
+from webhook.server.admission.codec import BadRequest, parse_body, patched, review_of
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 
@@ -199,7 +200,7 @@ def _is_valid_pod(pod: Any) -> bool:
 def admit(mutator: PodMutator, body: bytes) -> None:
     """The whole contract for one body: a 4xx, or a patch that applies and is idempotent."""
     try:
-        review = decode_review(body)
+        review = review_of(parse_body(body))
     except BadRequest as exc:
         assert 400 <= exc.status < 500
         assert 0 < len(exc.message) <= 512
@@ -266,7 +267,7 @@ def test_truncated_reviews_are_a_400_naming_the_json_error(
     body = orjson.dumps(envelope(pod))
     cut = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
     with pytest.raises(BadRequest) as caught:
-        decode_review(body[:cut])
+        review_of(parse_body(body[:cut]))
     assert caught.value.status == 400
     assert caught.value.message.startswith(("body is not valid JSON", "empty body"))
 

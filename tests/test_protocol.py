@@ -19,7 +19,10 @@ from uvicorn.server import ServerState
 
 from tests.conftest import ROOT
 from tests.support.server import CertFiles, RunningWebhook, shared_webhook
-from webhook.server.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
+from webhook.server.transport.coalescingprotocol import (
+    CoalescingHttpToolsProtocol,
+    CoalescingTransport,
+)
 
 
 class RecordingTransport:

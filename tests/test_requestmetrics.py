@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, Summary, generate_latest
 
-from webhook.server.exposition import go_text
-from webhook.server.requestmetrics import (
+from webhook.server.metrics.exposition import go_text
+from webhook.server.metrics.requestmetrics import (
     SECONDS_BUCKETS,
     UPSTREAM_LATENCY_BUCKETS_US,
     RequestMetrics,

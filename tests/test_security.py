@@ -14,10 +14,11 @@ import pytest
 
 from tests.support.admission import TEAMS_SERVICE_ACCOUNTS_FILE, review
 from tests.support.server import RunningWebhook, shared_webhook
+from webhook.assembly.podmutator import PodMutator
+from webhook.assembly.settingsmap import identity_defaults
+from webhook.flags.settings import Settings
 from webhook.mutation.answer import Outcome
 from webhook.mutation.defaults import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_MOUNT_PATH
-from webhook.mutator import PodMutator, identity_defaults
-from webhook.settings import Settings
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 

@@ -12,9 +12,9 @@ import orjson
 
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, run_webhook, serve_expecting_exit
-from webhook.server.app import WebhookApp
-from webhook.server.service import WebhookService
-from webhook.settings import Settings
+from webhook.assembly.webhook import assemble
+from webhook.flags.settings import Settings
+from webhook.server.admission.apps import WebhookApp
 
 ROLE_A = "arn:aws:iam::111122223333:role/a"
 ROLE_B = "arn:aws:iam::111122223333:role/b"
@@ -142,7 +142,7 @@ def test_missing_tls_files_fail_start_up_clearly(tmp_path: Path) -> None:
 def test_readyz_is_503_until_the_service_accounts_are_loaded(tmp_path: Path) -> None:
     sa_file = tmp_path / "sa.yaml"
     sa_file.write_text(sa_yaml(ROLE_A))
-    service = WebhookService(Settings(service_accounts_file=sa_file))
+    service = assemble(Settings(service_accounts_file=sa_file))
     app = WebhookApp(service)
 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:

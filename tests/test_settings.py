@@ -6,10 +6,12 @@ import pytest
 
 from tests.support.server import CertFiles
 from webhook import __version__
-from webhook.cli import _long_options, build_parser, go_style, main
-from webhook.flags import settings_from_args, upstream_warnings
-from webhook.flagvalues import parse_duration, parse_size
-from webhook.settings import Settings, SettingsError
+from webhook.cli import build_parser, main
+from webhook.flags.gostyle import go_style
+from webhook.flags.gostyle import long_options as _long_options
+from webhook.flags.settings import Settings, SettingsError
+from webhook.flags.shared import settings_from_args, upstream_warnings
+from webhook.flags.values import parse_duration, parse_size
 
 
 def settings_of(*argv: str) -> Settings:

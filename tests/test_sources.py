@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.mutation.identity import IdentityDefaults
+from webhook.mutation.serviceaccount import IdentityDefaults
 from webhook.sources.errors import ConfigError
 from webhook.sources.files.containercredentials import parse_container_credentials
 from webhook.sources.files.watchedfile import WatchedFile

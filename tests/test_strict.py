@@ -36,7 +36,8 @@ from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     workspace,
 )
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
+from webhook.flags.settings import SettingsError
+from webhook.flags.shared import settings_from_args
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.refusal import (
     UNIDENTIFIED,
@@ -46,9 +47,8 @@ from webhook.mutation.refusal import (
     refuse_unidentified,
 )
 from webhook.mutation.shape import MAX_MUTATED_CONTAINERS
-from webhook.server.admission import AdmissionEndpoint
-from webhook.server.codec import Review
-from webhook.settings import SettingsError
+from webhook.server.admission.codec import Review
+from webhook.server.admission.endpoint import AdmissionEndpoint
 
 LABEL = RequiredLabel("eks.amazonaws.com/pod-identity-webhook", "enabled")
 LIMITS = Limits(annotation_prefix="eks.amazonaws.com", grace_period=2.0, time_budget=5.0)

@@ -15,12 +15,12 @@ import yaml
 from tests.test_doctor import World, diagnose
 from tests.test_mutation import CC, ROLE, P, env_of, pod
 from webhook.cli import build_parser, main
-from webhook.flags import settings_from_args
-from webhook.mutation.identity import IdentityDefaults, identity_from_annotations
+from webhook.flags.settings import SettingsError
+from webhook.flags.shared import settings_from_args
 from webhook.mutation.patch import build_identity_patch
 from webhook.mutation.podidentity import resolve_pod_identity
+from webhook.mutation.serviceaccount import IdentityDefaults, identity_from_annotations
 from webhook.mutation.stsendpoint import MAX_STS_ENDPOINT_URL_CHARS, sts_endpoint_problem
-from webhook.settings import SettingsError
 
 LOCAL = "http://sts.sts-test.svc:8080"
 TOKEN_FILE = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"

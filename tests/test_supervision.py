@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from tests.support.fakeapi import FakeApiServer
-from webhook.mutation.identity import IdentityDefaults
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.mutation.serviceaccount import IdentityDefaults, identity_of_service_account
 from webhook.sources.files.watchedfile import WatchedFile
 from webhook.sources.kube.client import ResourceRequests, cluster_configuration, new_core_api
 from webhook.sources.kube.resourcewatch import ResourceWatch
 from webhook.sources.kube.watching import Backoff
 from webhook.sources.serviceaccounts import file as serviceaccountfile
-from webhook.sources.serviceaccounts.annotations import identity_of_service_account
 from webhook.sources.serviceaccounts.file import parse_service_accounts
 from webhook.sources.supervisor import HEALTHY_RUN_SECONDS, MAX_FAILURES_IN_A_ROW, Supervised
 from webhook.types import JsonObject

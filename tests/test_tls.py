@@ -26,10 +26,14 @@ from tests.support.admission import APP_FLAGS, review
 from tests.support.polling import eventually
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, write_certs
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
-from webhook.server import tls
-from webhook.server.tls import CertificateReloader, build_server_context, certificate_expiry
-from webhook.settings import SettingsError
+from webhook.flags.settings import SettingsError
+from webhook.flags.shared import settings_from_args
+from webhook.server.transport import tls
+from webhook.server.transport.tls import (
+    CertificateReloader,
+    build_server_context,
+    certificate_expiry,
+)
 
 JSON = {"Content-Type": "application/json"}
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from tests.test_upstream_dropin import _has_ipv6_loopback
-from webhook.server.listen import describe, listening_sockets
+from webhook.server.transport.listen import describe, listening_sockets
 
 
 def test_empty_address_is_one_dual_stack_ipv6_socket() -> None:

@@ -29,8 +29,8 @@ import pytest
 from tests.support.admission import review
 from tests.support.inprocess import InProcessWebhook, serve_in_process
 from tests.test_observability import SERVICE_ACCOUNTS as OBSERVED_SERVICE_ACCOUNTS
-from webhook.server.exposition import go_float
-from webhook.server.metrics import Metrics
+from webhook.server.metrics.exposition import go_float
+from webhook.server.metrics.registry import Metrics
 
 UPSTREAM_FAMILIES = (
     "http_request_count",

@@ -14,7 +14,8 @@ from typing import NoReturn
 
 from webhook import __version__
 from webhook.commands import certs, doctor, mutate, oidc, serve, sts
-from webhook.settings import SettingsError
+from webhook.flags.gostyle import go_style, long_options
+from webhook.flags.settings import SettingsError
 
 SUBCOMMANDS = (serve, mutate, certs, oidc, doctor, sts)
 # Each module under webhook/commands/ is named after its subcommand.
@@ -53,32 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _long_options(parser: argparse.ArgumentParser, command: str) -> frozenset[str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            sub: argparse.ArgumentParser = action.choices[command]
-            return frozenset(option for option in sub._option_string_actions if option[1] == "-")
-    return frozenset()
-
-
-def go_style(argv: Sequence[str], long_options: frozenset[str]) -> list[str]:
-    """Go's flag package also takes `-flag` and `-flag=value` for long flags: make them `--`."""
-    result: list[str] = []
-    for arg in argv:
-        name = arg.split("=", 1)[0]
-        if arg.startswith("-") and not arg.startswith("--") and "-" + name in long_options:
-            arg = "-" + arg
-        result.append(arg)
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0] not in (*SUBCOMMAND_NAMES, *_TOP_LEVEL_ONLY, "--version"):
         args_list.insert(0, "serve")
     if args_list[0] == "serve":
-        args_list[1:] = go_style(args_list[1:], _long_options(parser, "serve"))
+        args_list[1:] = go_style(args_list[1:], long_options(parser, "serve"))
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)

@@ -23,8 +23,8 @@ from tests.hostile.server_support import (
 )
 from tests.support.server import CertFiles, RunningWebhook, run_webhook, shared_webhook
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
-from webhook.server.connections import SPARE_FILE_DESCRIPTORS, ensure_file_descriptors
+from webhook.flags.shared import settings_from_args
+from webhook.server.transport.acceptor import SPARE_FILE_DESCRIPTORS, ensure_file_descriptors
 
 
 def test_default_deadlines_are_10s_for_tls_and_30s_for_a_request() -> None:

@@ -11,8 +11,8 @@ import types
 
 from webhook import cli
 from webhook.commands import serve
-from webhook.server import runner
-from webhook.server.internals import HTTPTOOLS, USES, missing_internals
+from webhook.server.transport import runner
+from webhook.server.transport.uvicorninternals import HTTPTOOLS, USES, missing_internals
 
 
 def stand_in_modules(drop: str) -> dict[str, object]:

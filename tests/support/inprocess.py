@@ -18,10 +18,10 @@ import httpx
 from starlette.types import ASGIApp
 
 from tests.support.polling import eventually
+from webhook.assembly.webhook import AssembledWebhook, assemble
 from webhook.cli import build_parser
-from webhook.flags import settings_from_args
-from webhook.server.app import WebhookApp, build_metrics_app
-from webhook.server.service import WebhookService
+from webhook.flags.shared import settings_from_args
+from webhook.server.admission.apps import WebhookApp, build_metrics_app
 
 
 class _LoopTransport(httpx.BaseTransport):
@@ -42,7 +42,7 @@ class _LoopTransport(httpx.BaseTransport):
 
 @dataclass
 class InProcessWebhook:
-    service: WebhookService
+    service: AssembledWebhook
     loop: asyncio.AbstractEventLoop
 
     def client(self) -> httpx.Client:
@@ -66,7 +66,7 @@ class InProcessWebhook:
 @contextlib.contextmanager
 def serve_in_process(*flags: str) -> Iterator[InProcessWebhook]:
     """The service `serve *flags` would run, its background tasks started, stopped after."""
-    service = WebhookService(settings_from_args(build_parser().parse_args(["serve", *flags])))
+    service = assemble(settings_from_args(build_parser().parse_args(["serve", *flags])))
     service.load_sources()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="in-process webhook", daemon=True)

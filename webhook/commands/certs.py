@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from webhook.certs import issue, service_dns_names
-from webhook.flagvalues import integer
+from webhook.flags.values import integer
 
 
 def register(subparsers: Any) -> None:

@@ -10,13 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from webhook import __version__
-from webhook.commands.mutate import (
-    InputError,
-    add_namespace_argument,
-    build_mutator,
-    pod_template,
-    read_documents,
-)
+from webhook.assembly.offline import InputError, offline_mutator
+from webhook.assembly.podmutator import service_account_name
+from webhook.commands.documents import add_namespace_argument, pod_template, read_documents
 from webhook.doctor.cluster import Cluster
 from webhook.doctor.diagnosis import NO_TOKEN, Evidence, diagnose
 from webhook.doctor.inputs import (
@@ -27,13 +23,15 @@ from webhook.doctor.inputs import (
 )
 from webhook.doctor.pods import pod_checks
 from webhook.doctor.report import About, exit_code, render_json, render_table
-from webhook.flags import add_mutation_arguments, settings_from_args
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.mutator import service_account_name
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.flags.shared import add_mutation_arguments, settings_from_args
+from webhook.mutation.serviceaccount import (
+    IdentityDefaults,
+    ServiceAccountIdentity,
+    identity_of_service_account,
+)
+from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
-from webhook.sources.serviceaccounts.annotations import identity_of_service_account
-from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 
@@ -168,7 +166,7 @@ def _gather(args: argparse.Namespace, settings: Settings) -> tuple[Evidence, Abo
     if cluster is not None:
         sources.append(f"the cluster (--kubeconfig {args.kubeconfig})")
         extra = _entries(cluster.service_account(namespace, name), namespace, name)
-    mutator = build_mutator(settings, documents, extra=extra)
+    mutator = offline_mutator(settings, documents, extra=extra)
     facts = pod_checks(mutator, pod, namespace, sources=", ".join(sources))
     published = published_documents(
         discovery=args.discovery,

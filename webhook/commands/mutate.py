@@ -4,56 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jsonpatch
 import orjson
 import yaml
 
-from webhook.flags import add_mutation_arguments, settings_from_args
+from webhook.assembly.decisions import FargateDecision
+from webhook.assembly.offline import InputError, offline_fargate, offline_mutator
+from webhook.assembly.podmutator import PodMutator
+from webhook.commands.documents import (
+    TEMPLATE_POINTERS,
+    add_namespace_argument,
+    pod_template,
+    read_documents,
+)
+from webhook.flags.settings import Settings
+from webhook.flags.shared import add_mutation_arguments, settings_from_args
 from webhook.mutation.answer import Answer, Outcome
-from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.mutation.shape import InvalidPod, check_pod
-from webhook.mutator import PodMutator, identity_defaults
-from webhook.settings import Settings
+from webhook.mutation.fargate import FargateProfile
 from webhook.sources.errors import ConfigError
-from webhook.sources.files.containercredentials import parse_container_credentials
-from webhook.sources.files.fargateprofiles import parse_fargate_profiles
-from webhook.sources.serviceaccounts.file import parse_service_accounts
-from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject, PatchOp
-
-# kind -> JSON pointer of the pod template inside it
-TEMPLATE_POINTERS = {
-    "Pod": "",
-    "Deployment": "/spec/template",
-    "StatefulSet": "/spec/template",
-    "DaemonSet": "/spec/template",
-    "ReplicaSet": "/spec/template",
-    "Job": "/spec/template",
-    "CronJob": "/spec/jobTemplate/spec/template",
-}
-
-
-class InputError(ValueError):
-    pass
-
-
-def add_namespace_argument(parser: argparse.ArgumentParser) -> None:
-    """`-n/--namespace` as kubectl spells it; `--pod-namespace`, its first name, still works.
-    The dest is not `namespace`: Settings.namespace is the webhook's own (serve --namespace)."""
-    parser.add_argument(
-        "-n",
-        "--namespace",
-        "--pod-namespace",
-        dest="pod_namespace",
-        default=None,
-        metavar="NAMESPACE",
-        help="namespace of objects that do not name one (default: default)",
-    )
 
 
 def service_account_sources(settings: Settings, documents: list[JsonObject], where: str) -> str:
@@ -91,11 +62,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
         documents = read_documents(args.filename)
-        mutator = build_mutator(settings, documents)
-        profiles = None
-        if settings.fargate_profiles is not None:
-            path = settings.fargate_profiles
-            profiles = parse_fargate_profiles(_read(path), source=path)
+        mutator = offline_mutator(settings, documents)
+        fargate = offline_fargate(settings)
+        profiles = fargate.profiles
         objects = [doc for doc in documents if doc.get("kind") != "ServiceAccount"]
         if not objects:
             raise InputError(f"{args.filename}: no Pod or workload found")
@@ -111,14 +80,14 @@ def run(args: argparse.Namespace) -> int:
             )
             notes: tuple[str, ...] = ()
             if profiles is not None:
-                fargate = preview_fargate(
-                    settings,
+                placed = preview_fargate(
+                    fargate.decision,
                     profiles,
                     jsonpatch.apply_patch(obj, ops),
                     default_namespace=args.pod_namespace or "default",
                 )
-                ops, warnings = ops + fargate.ops, warnings + fargate.warnings
-                notes = (fargate.placement,)
+                ops, warnings = ops + placed.ops, warnings + placed.warnings
+                notes = (placed.placement,)
             # where the pod would run is information; a warning is what kube-apiserver would
             # show the user (docs/fargate.md, "Preview")
             for note in notes:
@@ -135,35 +104,6 @@ def run(args: argparse.Namespace) -> int:
         for output in outputs:
             sys.stdout.write(orjson.dumps(output, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
-
-
-class PodTemplate(NamedTuple):
-    namespace: str
-    pod: JsonObject  # {"metadata", "spec"} of the Pod or of the workload's template
-    pointer: str  # where that template sits in the object
-
-
-def pod_template(obj: JsonObject, *, default_namespace: str, where: str) -> PodTemplate:
-    kind = obj.get("kind")
-    pointer = TEMPLATE_POINTERS.get(kind) if isinstance(kind, str) else None
-    if pointer is None:
-        supported = ", ".join(TEMPLATE_POINTERS)
-        raise InputError(f"{where}: kind {kind!r} cannot be mutated; expected one of {supported}")
-    template: Any = obj
-    for token in pointer.split("/")[1:]:
-        template = template.get(token) if isinstance(template, dict) else None
-    if not isinstance(template, dict):
-        raise InputError(f"{where}: {kind} has no pod template at {pointer}")
-    metadata = obj.get("metadata") or {}
-    namespace = metadata.get("namespace") or default_namespace
-    pod = {"metadata": template.get("metadata"), "spec": template.get("spec")}
-    if pod["metadata"] is None:
-        del pod["metadata"]
-    try:
-        check_pod(pod, path=f"{kind}{pointer.replace('/', '.')}")
-    except InvalidPod as exc:
-        raise InputError(f"{where}: {exc}") from exc
-    return PodTemplate(namespace, pod, pointer)
 
 
 def preview(
@@ -204,7 +144,7 @@ class FargatePreview(NamedTuple):
 
 
 def preview_fargate(
-    settings: Settings,
+    decision: FargateDecision,
     profiles: tuple[FargateProfile, ...],
     obj: JsonObject,
     *,
@@ -220,75 +160,9 @@ def preview_fargate(
     namespace = (obj.get("metadata") or {}).get("namespace") or default_namespace
     if kind == "DaemonSet":
         return FargatePreview([], "fargate: DaemonSet pods are never scheduled on Fargate", ())
-    result = schedule_on_fargate(
-        template, namespace, profiles=profiles, scheduler_name=settings.fargate_scheduler_name
-    )
+    result = decision.schedule(template, namespace, profiles)
     where = f"fargate: {result.outcome.value}" + (
         f" (profile {result.detail!r})" if result.detail else ""
     )
     ops: list[PatchOp] = [{**op, "path": pointer + op["path"]} for op in result.ops]
     return FargatePreview(ops, where, result.warnings)
-
-
-def read_documents(filename: str) -> list[JsonObject]:
-    try:
-        text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
-    except OSError as exc:
-        raise InputError(f"{filename}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        loaded = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise InputError(f"{filename}: not valid YAML or JSON: {exc}") from exc
-    documents: list[JsonObject] = []
-    for index, doc in enumerate(loaded):
-        if not isinstance(doc, dict):
-            raise InputError(f"{filename}: document {index + 1} is not an object")
-        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            documents.extend(item for item in doc["items"] if isinstance(item, dict))
-        else:
-            documents.append(doc)
-    return documents
-
-
-def build_mutator(
-    settings: Settings,
-    documents: list[JsonObject],
-    *,
-    extra: Callable[[IdentityDefaults], dict[str, ServiceAccountIdentity]] | None = None,
-) -> PodMutator:
-    """ServiceAccounts from --service-accounts-file, the input, then `extra` (doctor: the cluster)."""
-    defaults = identity_defaults(settings)
-    if settings.compose_role_arn:
-        if not settings.aws_account_id:
-            raise InputError(
-                "--compose-role-arn needs --aws-account-id here: mutate does not read "
-                "EC2 instance metadata"
-            )
-        defaults = identity_defaults(
-            settings, account_id=settings.aws_account_id, partition=settings.aws_partition
-        )
-    entries = {}
-    if settings.service_accounts_file is not None:
-        path = settings.service_accounts_file
-        entries.update(parse_service_accounts(_read(path), defaults, source=path))
-    inline = [doc for doc in documents if doc.get("kind") == "ServiceAccount"]
-    if inline:
-        entries.update(
-            parse_service_accounts(yaml.safe_dump_all(inline).encode(), defaults, source="input")
-        )
-    if extra is not None:
-        entries.update(extra(defaults))
-    store = ServiceAccountStore()
-    store.replace_all(entries)
-    keys: frozenset[str] = frozenset()
-    if settings.watch_container_credentials_config is not None:
-        path = settings.watch_container_credentials_config
-        keys = parse_container_credentials(_read(path), source=path)
-    return PodMutator.from_settings(settings, store, container_credentials_keys=lambda: keys)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.certs import new_key, pem_private_key
 from webhook.commands.certs import write_file
-from webhook.flagvalues import integer
+from webhook.flags.values import integer
 from webhook.oidc.discovery import DISCOVERY_PATH, JWKS_FILE, discovery_document, parse_issuer
 from webhook.oidc.errors import OidcInputError
 from webhook.oidc.jwks import key_set

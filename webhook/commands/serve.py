@@ -7,13 +7,14 @@ import sys
 from typing import Any
 
 from webhook import __version__
-from webhook.flags import add_mutation_arguments, settings_from_args, upstream_warnings
+from webhook.assembly.settingsmap import StartupError
+from webhook.assembly.webhook import assemble
+from webhook.flags.serving import add_server_arguments
+from webhook.flags.settings import Settings, SettingsError
+from webhook.flags.shared import add_mutation_arguments, settings_from_args, upstream_warnings
 from webhook.logs import configure_logging
-from webhook.server.runner import run_servers
-from webhook.server.service import StartupError, WebhookService
-from webhook.server.tls import build_server_context
-from webhook.serverflags import add_server_arguments
-from webhook.settings import Settings, SettingsError
+from webhook.server.transport.runner import run_servers
+from webhook.server.transport.tls import build_server_context
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     for note in upstream_warnings(args):
         logger.warning("%s", note)
     _build_tls(settings)  # bad TLS flags or files fail before any source is read
-    service = WebhookService(settings)
     try:
+        service = assemble(settings)
         service.load_sources()
     except StartupError as exc:
         print(f"pod-identity-webhook serve: {exc}", file=sys.stderr)

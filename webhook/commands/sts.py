@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from webhook.doctor.inputs import DoctorInputError
-from webhook.flagvalues import integer
+from webhook.flags.values import integer
 from webhook.logs import configure_logging
-from webhook.server.listen import listening_sockets
+from webhook.server.transport.listen import listening_sockets
 from webhook.sts.app import StsApp
 from webhook.sts.issuer import IssuerDocuments, IssuerSource
 from webhook.sts.roles import RolesError, load_roles

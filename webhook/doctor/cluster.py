@@ -12,7 +12,7 @@ from typing import Any
 
 from webhook.doctor.inputs import DoctorInputError
 from webhook.doctor.jws import Token, TokenError, decode_token
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 from webhook.types import JsonObject
 
 # the shortest lifetime the TokenRequest API grants; doctor only reads the token's claims

@@ -8,15 +8,10 @@ from typing import Any
 
 import jsonpatch
 
+from webhook.assembly.podmutator import PodMutator, service_account_name
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.identity import (
-    INCLUDE_CONTAINERS,
-    ROLE_ARN,
-    SKIP_CONTAINERS,
-    is_valid_role_arn,
-)
 from webhook.mutation.patch import REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import (
@@ -24,6 +19,12 @@ from webhook.mutation.podidentity import (
     PodIdentity,
     parse_skip_containers,
     pod_annotations,
+)
+from webhook.mutation.serviceaccount import (
+    INCLUDE_CONTAINERS,
+    ROLE_ARN,
+    SKIP_CONTAINERS,
+    is_valid_role_arn,
 )
 from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV
 from webhook.mutation.wiring import (
@@ -33,7 +34,6 @@ from webhook.mutation.wiring import (
     TOKEN_FILE_ENV,
     wiring_warnings,
 )
-from webhook.mutator import PodMutator, service_account_name
 from webhook.oidc.subject import PREFIX
 from webhook.types import JsonObject
 

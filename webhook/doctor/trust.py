@@ -25,7 +25,7 @@ from webhook.doctor.policy import (
 )
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.doctor.subjects import describe_subject_mismatch
-from webhook.mutation.identity import is_valid_role_arn
+from webhook.mutation.serviceaccount import is_valid_role_arn
 
 PROVIDER_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):oidc-provider/(.+)")
 ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)")

@@ -1,6 +1,6 @@
 """What the core falls back to when no flag or annotation says otherwise: upstream's defaults.
 
-The command-line flags (webhook/flags.py) and Settings (webhook/settings.py) take their defaults
+The command-line flags (webhook/flags/shared.py) and Settings (webhook/flags/settings.py) take their defaults
 from here, so the core never imports the shell.
 """
 

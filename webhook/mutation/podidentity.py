@@ -19,7 +19,7 @@ from webhook.mutation.defaults import (
     DEFAULT_TOKEN_EXPIRATION_SECONDS,
     JITTER_MIN_TOKEN_EXPIRATION_SECONDS,
 )
-from webhook.mutation.identity import (
+from webhook.mutation.serviceaccount import (
     INCLUDE_CONTAINERS,
     SKIP_CONTAINERS,
     TOKEN_EXPIRATION,

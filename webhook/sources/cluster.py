@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.mutation.serviceaccount import IdentityDefaults
 from webhook.sources.kube.client import ResourceRequests, get_service_account, new_core_api
-from webhook.sources.kube.resourcewatch import ResourceWatch
+from webhook.sources.kube.resourcewatch import ResourceWatch, Sink
+from webhook.sources.observer import SourceObserver
 from webhook.sources.serviceaccounts.configmap import CONFIG_MAP_NAME
-from webhook.sources.serviceaccounts.configmapwatch import (
-    ConfigMapSource,
-    ConfigMapVersion,
-    ReloadHook,
-)
+from webhook.sources.serviceaccounts.configmapwatch import ConfigMapSource
 from webhook.sources.serviceaccounts.lookup import ServiceAccountLookup
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
-from webhook.sources.serviceaccounts.watch import CacheReport, InvalidReport, ServiceAccountSink
+from webhook.sources.serviceaccounts.watch import ServiceAccountSink
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNTS = "serviceaccounts"
 CONFIG_MAPS = "configmaps"
+
+V = TypeVar("V")
 
 
 @dataclass
@@ -41,24 +39,23 @@ def build_cluster_sources(
     *,
     store: ServiceAccountStore | None,
     defaults: IdentityDefaults,
-    report: CacheReport,
-    count_restart: Callable[[str, str], None],
-    on_reload: ReloadHook,
-    count_skip: Callable[[str], None] = lambda resource: None,
-    count_invalid: InvalidReport | None = None,
+    observer: SourceObserver,
 ) -> ClusterSources:
     """`store` is None when ServiceAccounts come from a file and only the ConfigMap is watched."""
     sources = ClusterSources()
     if store is not None:
-        sink = ServiceAccountSink(store, defaults, report=report, count_invalid=count_invalid)
+        sink = ServiceAccountSink(
+            store,
+            defaults,
+            report=observer.cache_reported,
+            count_invalid=observer.annotations_invalid,
+        )
+        core = new_core_api(configuration)
+        requests = ResourceRequests(
+            core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
+        )
         sources.watches.append(
-            _service_account_watch(
-                configuration,
-                sink,
-                settings.resync_period,
-                count_restart=count_restart,
-                count_skip=count_skip,
-            )
+            _watch(requests, sink, SERVICE_ACCOUNTS, settings.resync_period, observer)
         )
         logger.info("ServiceAccounts: list and watch cluster-wide at %s", configuration.host)
         if settings.service_account_lookup_grace_period > 0:
@@ -70,15 +67,14 @@ def build_cluster_sources(
                 grace_period=settings.service_account_lookup_grace_period,
             )
     if settings.watch_config_map:
-        source = ConfigMapSource(defaults, on_reload=on_reload)
+        source = ConfigMapSource(defaults, on_reload=observer.config_reloaded)
         sources.watches.append(
-            _config_map_watch(
-                configuration,
+            _watch(
+                _config_map_requests(configuration, settings.namespace),
                 source,
-                settings.namespace,
+                CONFIG_MAPS,
                 settings.resync_period,
-                count_restart=count_restart,
-                count_skip=count_skip,
+                observer,
             )
         )
         sources.config_map = source
@@ -90,50 +86,29 @@ def build_cluster_sources(
     return sources
 
 
-def _service_account_watch(
-    configuration: Any,
-    sink: ServiceAccountSink,
-    resync_period: float,
-    *,
-    count_restart: Callable[[str, str], None],
-    count_skip: Callable[[str], None],
-) -> ResourceWatch[ServiceAccountIdentity]:
-    core = new_core_api(configuration)
-    requests = ResourceRequests(
-        core.list_service_account_for_all_namespaces, what="serviceaccounts (all namespaces)"
-    )
-    return ResourceWatch(
-        requests,
-        sink,
-        resource=SERVICE_ACCOUNTS,
-        resync_period=resync_period,
-        count_restart=count_restart,
-        count_skip=count_skip,
-    )
-
-
-def _config_map_watch(
-    configuration: Any,
-    source: ConfigMapSource,
-    namespace: str,
-    resync_period: float,
-    *,
-    count_restart: Callable[[str, str], None],
-    count_skip: Callable[[str], None],
-) -> ResourceWatch[ConfigMapVersion]:
+def _config_map_requests(configuration: Any, namespace: str) -> ResourceRequests:
     """Only the one ConfigMap, by a field selector: the Role allows nothing else."""
     core = new_core_api(configuration)
-    requests = ResourceRequests(
+    return ResourceRequests(
         core.list_namespaced_config_map,
         what=f"configmap {namespace}/{CONFIG_MAP_NAME}",
         namespace=namespace,
         field_selector=f"metadata.name={CONFIG_MAP_NAME}",
     )
+
+
+def _watch(
+    requests: ResourceRequests,
+    sink: Sink[V],
+    resource: str,
+    resync_period: float,
+    observer: SourceObserver,
+) -> ResourceWatch[V]:
     return ResourceWatch(
         requests,
-        source,
-        resource=CONFIG_MAPS,
+        sink,
+        resource=resource,
         resync_period=resync_period,
-        count_restart=count_restart,
-        count_skip=count_skip,
+        count_restart=observer.watch_restarted,
+        count_skip=observer.object_skipped,
     )

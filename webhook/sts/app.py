@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from webhook.doctor.policy import TrustPolicy
 from webhook.logs import clip, escape_controls
-from webhook.mutation.identity import is_valid_role_arn
+from webhook.mutation.serviceaccount import is_valid_role_arn
 from webhook.sts import responses
 from webhook.sts.errors import (
     INTERNAL_FAILURE,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from webhook.doctor.inputs import DoctorInputError, read_text
 from webhook.doctor.policy import PolicyError, TrustPolicy, load_trust_policy
-from webhook.mutation.identity import is_valid_role_arn
+from webhook.mutation.serviceaccount import is_valid_role_arn
 
 MAX_ROLES = 10_000
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
+from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
-from webhook.sources.serviceaccounts.store import key_of
 
 
 def parse_container_credentials(content: bytes, *, source: str | Path) -> frozenset[str]:

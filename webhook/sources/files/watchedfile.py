@@ -44,6 +44,10 @@ class WatchedFile:
         self._content = ContentPoll(self._read, self._take, retake_after_refusal=True)
         self.last_error = ""
 
+    @property
+    def may_be_absent(self) -> bool:
+        return self._absent_content is not None
+
     def load_now(self) -> None:
         """First load: raises ConfigError so start-up fails with the file, field and reason."""
         content = self._read()

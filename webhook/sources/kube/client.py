@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)
@@ -89,13 +89,13 @@ def new_core_api(configuration: Any) -> Any:
     return k8s.CoreV1Api(k8s.ApiClient(configuration))
 
 
-def get_pod(core: Any, namespace: str, name: str) -> JsonObject | None:
-    """One Pod by name, or None when it does not exist."""
-    what = f"get pod {namespace}/{name}"
+def _get(what: str, read: Any, namespace: str, name: str) -> JsonObject | None:
+    """One object by name through `read` (a CoreV1Api read_namespaced_* method), or None when
+    it does not exist."""
     try:
         response = _call(
             what,
-            lambda: core.read_namespaced_pod(
+            lambda: read(
                 name,
                 namespace,
                 _preload_content=False,
@@ -107,6 +107,11 @@ def get_pod(core: Any, namespace: str, name: str) -> JsonObject | None:
             return None
         raise
     return _read_json(what, response)
+
+
+def get_pod(core: Any, namespace: str, name: str) -> JsonObject | None:
+    """One Pod by name, or None when it does not exist."""
+    return _get(f"get pod {namespace}/{name}", core.read_namespaced_pod, namespace, name)
 
 
 def request_token(
@@ -277,19 +282,9 @@ class ResourceRequests:
 
 def get_service_account(core: Any, namespace: str, name: str) -> JsonObject | None:
     """One ServiceAccount by name, or None when it does not exist."""
-    what = f"get serviceaccount {namespace}/{name}"
-    try:
-        response = _call(
-            what,
-            lambda: core.read_namespaced_service_account(
-                name,
-                namespace,
-                _preload_content=False,
-                _request_timeout=(CONNECT_TIMEOUT_SECONDS, GET_TIMEOUT_SECONDS),
-            ),
-        )
-    except KubeApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return _read_json(what, response)
+    return _get(
+        f"get serviceaccount {namespace}/{name}",
+        core.read_namespaced_service_account,
+        namespace,
+        name,
+    )

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from webhook.objectkeys import key_of
 from webhook.sources.kube.handoff import Crashed, Deleted, Failed, Handoff, Listed, Message, Put
 from webhook.sources.kube.watching import (
     DELETED,
@@ -31,7 +32,6 @@ from webhook.sources.kube.watching import (
     WatchRequests,
     infinite_watch,
 )
-from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def object_key(obj: JsonObject) -> tuple[str, str]:
 
 
 class ResourceWatch(Generic[V]):
-    """One watched collection. `run()` is the coroutine the service keeps running."""
+    """One watched collection. `run()` is the coroutine `serve` keeps running (webhook/assembly/background.py)."""
 
     def __init__(
         self,

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 import orjson
 
-from webhook.mutation.identity import (
+from webhook.mutation.serviceaccount import (
     IdentityDefaults,
     ServiceAccountIdentity,
     checked_role_arn,
     parse_expiration,
 )
 from webhook.mutation.wildcards import WILDCARDS, compile_wildcard, has_wildcard
+from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
-from webhook.sources.serviceaccounts.store import key_of
 from webhook.types import JsonObject
 
 CONFIG_MAP_NAME = "pod-identity-webhook"

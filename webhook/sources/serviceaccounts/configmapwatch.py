@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.serviceaccount import IdentityDefaults, ServiceAccountIdentity
 from webhook.sources.errors import ConfigError
-from webhook.sources.files.watchedfile import ReloadHook as ReloadHook  # cluster.py imports it here
+from webhook.sources.files.watchedfile import ReloadHook
 from webhook.sources.serviceaccounts.configmap import (
     CONFIG_KEY,
     EMPTY,

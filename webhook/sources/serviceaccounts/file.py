@@ -9,10 +9,13 @@ from typing import Any
 
 import yaml
 
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
+from webhook.mutation.serviceaccount import (
+    IdentityDefaults,
+    ServiceAccountIdentity,
+    identity_of_service_account,
+)
+from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
-from webhook.sources.serviceaccounts.annotations import identity_of_service_account
-from webhook.sources.serviceaccounts.store import key_of
 
 logger = logging.getLogger(__name__)
 

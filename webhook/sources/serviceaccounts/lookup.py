@@ -13,9 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from webhook.mutation.identity import ServiceAccountIdentity
+from webhook.mutation.serviceaccount import ServiceAccountIdentity
+from webhook.objectkeys import key_of
 from webhook.sources.kube.client import KubeApiError
-from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from webhook.mutation.identity import ServiceAccountIdentity
-
-
-def key_of(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
+from webhook.mutation.serviceaccount import ServiceAccountIdentity
+from webhook.objectkeys import key_of
 
 
 class ServiceAccountStore:

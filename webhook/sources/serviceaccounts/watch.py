@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
-from webhook.sources.serviceaccounts.annotations import identity_of_service_account
+from webhook.mutation.serviceaccount import (
+    IdentityDefaults,
+    ServiceAccountIdentity,
+    identity_of_service_account,
+)
 from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject
 

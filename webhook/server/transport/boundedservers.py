@@ -1,7 +1,7 @@
 """The webhook's uvicorn servers on uvicorn's internals: the HTTPS server accepting under
 --max-connections with the bounded protocol, and the metrics server; both leave signal handling
-to the runner (two servers share one process). Built only when internals.py finds everything
-they rely on; servers.py has the fallback.
+to the runner (two servers share one process). Built only when uvicorninternals.py finds everything
+they rely on; fallbackservers.py has the fallback.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 
 import uvicorn
 
-from webhook.server.boundedprotocol import BoundedHttpToolsProtocol, Limits, RequestGate
-from webhook.server.connections import Acceptor
-from webhook.server.servers import server_config
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.server.transport.acceptor import Acceptor
+from webhook.server.transport.boundedprotocol import BoundedHttpToolsProtocol, Limits
+from webhook.server.transport.fallbackservers import server_config
+from webhook.server.transport.requestgate import RequestGate
 
 
 class QuietServer(uvicorn.Server):

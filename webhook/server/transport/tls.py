@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from webhook.settings import Settings, SettingsError
+from webhook.flags.settings import Settings, SettingsError
 from webhook.sources.files import contentpoll
 from webhook.sources.files.contentpoll import Content, Refused
 

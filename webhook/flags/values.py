@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
+from webhook.mutation.gostrconv import parse_bool
+
 T = TypeVar("T")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -78,15 +80,6 @@ def parse_size(text: str) -> int:
     if size != int(size):
         raise ValueError(f"not a whole number of bytes: {text!r} (expected {SIZE_FORM})")
     return int(size)
-
-
-def parse_bool(text: str) -> bool:
-    """Booleans as Go's strconv.ParseBool reads them."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise ValueError(f"not a boolean: {text!r} (expected true or false)")
 
 
 def _argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:

@@ -1,7 +1,7 @@
 """The parts of uvicorn the bounded server uses beyond uvicorn's public API, checked at start-up.
 
-The one-write protocol (protocol.py), the bounded protocol (boundedprotocol.py), the acceptor
-(connections.py) and the bounded server (boundedserver.py) subclass uvicorn's httptools protocol
+The one-write protocol (coalescingprotocol.py), the bounded protocol (boundedprotocol.py), the acceptor
+(acceptor.py) and the bounded server (boundedservers.py) subclass uvicorn's httptools protocol
 and server and read their attributes. pyproject.toml bounds uvicorn to the versions the tests ran
 against; this check catches an install outside that bound (or a patched uvicorn) before a
 connection is served. When something is missing, the runner serves through uvicorn's own

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from webhook.flagvalues import bool_flag, duration_flag, integer, size_flag
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
+from webhook.flags.shared import KLOG_DEBUG_VERBOSITY
+from webhook.flags.values import bool_flag, duration_flag, integer, size_flag
 
-# klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
-KLOG_DEBUG_VERBOSITY = 4
 KLOG_BOOL_FLAGS = (
     "--logtostderr",
     "--alsologtostderr",

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 import pybase64
 
-from webhook.mutation.shape import InvalidPod, check_pod
+from webhook.mutation.shape import InvalidPod, check_pod, oversized_warning
 from webhook.types import JsonObject, PatchOp
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -47,6 +47,9 @@ class Review(NamedTuple):
     namespace: str
     operation: str
     pod: JsonObject | None  # None when the object is not a Pod or the operation is not CREATE
+    # The pod's shape is checked once, here: its warning when it has more containers than the
+    # webhook patches (webhook/mutation/shape.py), else "".
+    oversized: str = ""
 
 
 def _invalid_json(exc: orjson.JSONDecodeError) -> BadRequest:
@@ -66,10 +69,6 @@ class Echo(NamedTuple):
 
 
 NO_ECHO = Echo(API_VERSIONS[0], "")
-
-
-def decode_review(body: bytes) -> Review:
-    return review_of(parse_body(body))
 
 
 def parse_body(body: bytes) -> Any:
@@ -118,7 +117,7 @@ def review_of(document: Any) -> Review:
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
     if not namespace:
         raise BadRequest(400, "request.namespace is missing; expected the pod's namespace")
-    return Review(api_version, kind, uid, namespace, operation, pod)
+    return Review(api_version, kind, uid, namespace, operation, pod, oversized_warning(pod))
 
 
 def _is_pod(request: JsonObject, obj: Any) -> bool:
@@ -130,10 +129,6 @@ def _is_pod(request: JsonObject, obj: Any) -> bool:
 
 def _envelope(api_version: str, kind: str, response: JsonObject) -> bytes:
     return orjson.dumps({"apiVersion": api_version, "kind": kind, "response": response})
-
-
-def allowed(review: Review, warnings: tuple[str, ...] = ()) -> bytes:
-    return patched(review, [], warnings)
 
 
 def patched(review: Review, ops: list[PatchOp], warnings: tuple[str, ...] = ()) -> bytes:

@@ -23,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from webhook.server.exposition import go_text
-from webhook.server.requestmetrics import RequestMetrics
+from webhook.server.metrics.exposition import go_text
+from webhook.server.metrics.requestmetrics import RequestMetrics
 
 
 class UpstreamCounters(Collector):

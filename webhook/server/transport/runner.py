@@ -16,14 +16,13 @@ from typing import Any
 
 import uvicorn
 
-from webhook.server.app import WebhookApp, build_metrics_app
-from webhook.server.connections import ensure_file_descriptors
-from webhook.server.internals import missing_internals
-from webhook.server.listen import describe, listening_sockets
-from webhook.server.serverlogs import serve_as, server_names
-from webhook.server.servers import FALLBACK_WARNING, fallback_servers
-from webhook.server.service import WebhookService
-from webhook.server.tls import CertificateReloader, build_server_context
+from webhook.server.admission.apps import Served, WebhookApp, build_metrics_app
+from webhook.server.transport.acceptor import ensure_file_descriptors
+from webhook.server.transport.fallbackservers import FALLBACK_WARNING, fallback_servers
+from webhook.server.transport.listen import describe, listening_sockets
+from webhook.server.transport.serverlogs import serve_as, server_names
+from webhook.server.transport.tls import CertificateReloader, build_server_context
+from webhook.server.transport.uvicorninternals import missing_internals
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +32,16 @@ STARTED_POLL_SECONDS = 0.01
 
 
 def _build_servers(
-    service: WebhookService, context: ssl.SSLContext, missing: Sequence[str]
+    served: Served, context: ssl.SSLContext, missing: Sequence[str]
 ) -> tuple[uvicorn.Server, uvicorn.Server]:
-    apps = (WebhookApp(service), build_metrics_app(service))
+    apps = (WebhookApp(served), build_metrics_app(served))
     if missing:
         logger.warning(FALLBACK_WARNING, ", ".join(missing))
-        return fallback_servers(*apps, service.settings, context)
+        return fallback_servers(*apps, served.settings, context)
     # Imported only now: these modules subclass the internals just found to be there.
-    from webhook.server.boundedserver import bounded_servers
+    from webhook.server.transport.boundedservers import bounded_servers
 
-    return bounded_servers(*apps, service.settings, context)
+    return bounded_servers(*apps, served.settings, context)
 
 
 def _handle_stop_signals(
@@ -59,10 +58,10 @@ def _handle_stop_signals(
         loop.add_signal_handler(signum, stop, signum)
 
 
-async def run_servers(service: WebhookService, *, missing: Sequence[str] | None = None) -> None:
+async def run_servers(served: Served, *, missing: Sequence[str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT. `missing`: the uvicorn internals to take as absent,
     which selects uvicorn's own protocol and server (None: check the installed uvicorn)."""
-    settings = service.settings
+    settings = served.settings
     # Loaded here, next to the reloader that remembers what was loaded: a pair that changes
     # while the sources load (a cluster list can take seconds) is then still picked up.
     context = build_server_context(settings)
@@ -70,8 +69,8 @@ async def run_servers(service: WebhookService, *, missing: Sequence[str] | None 
         context,
         settings.tls_cert,
         settings.tls_key,
-        on_reload=lambda ok: service.metrics.config_reloaded("tls", ok),
-        on_expiry=service.metrics.certificate_expiry.set,
+        on_reload=lambda ok: served.metrics.config_reloaded("tls", ok),
+        on_expiry=served.metrics.certificate_expiry.set,
     )
     ensure_file_descriptors(settings.max_connections)
     metrics_address = settings.metrics_bind_address or settings.bind_address
@@ -80,7 +79,7 @@ async def run_servers(service: WebhookService, *, missing: Sequence[str] | None 
     webhook_sockets = listening_sockets(settings.bind_address, settings.port)
     metrics_sockets = listening_sockets(metrics_address, settings.metrics_port)
     missing = missing_internals() if missing is None else missing
-    webhook, metrics = servers = _build_servers(service, context, missing)
+    webhook, metrics = servers = _build_servers(served, context, missing)
 
     loop = asyncio.get_running_loop()
     _handle_stop_signals(loop, servers)
@@ -91,7 +90,7 @@ async def run_servers(service: WebhookService, *, missing: Sequence[str] | None 
             settings.service_account_lookup_grace_period,
             settings.request_time_budget,
         )
-    await service.start()
+    await served.start()
     # What is loaded by now (modules, the ServiceAccount cache) lives as long as the process:
     # move it out of the collector's generations, so the collections that request garbage
     # triggers do not walk it (docs/performance.md: about 5% less server CPU per request).
@@ -117,7 +116,7 @@ async def run_servers(service: WebhookService, *, missing: Sequence[str] | None 
         for sock in (*webhook_sockets, *metrics_sockets):
             sock.close()
         reload_task.cancel()
-        await service.stop()
+        await served.stop()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from webhook.server.exposition import go_float
+from webhook.server.metrics.exposition import go_float
 
 # upstream: prometheus.ExponentialBuckets(125000, 2.0, 7), in microseconds
 UPSTREAM_LATENCY_BUCKETS_US = tuple(125000.0 * 2**i for i in range(7))

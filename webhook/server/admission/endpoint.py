@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from starlette.types import Receive, Scope, Send
 
 from webhook.mutation.answer import Answer, Outcome
-from webhook.server.codec import (
+from webhook.server.admission.codec import (
     BadRequest,
     Review,
     echo_of,
@@ -25,10 +25,10 @@ from webhook.server.codec import (
     refused,
     review_of,
 )
-from webhook.server.deadlines import Deadlines, resolution_for
+from webhook.server.transport.deadlines import Deadlines, resolution_for
 
 # The admission log keeps the name its lines have always carried: docs/production.md ("Logs")
-# shows it and log queries select on it. This module and the observer (app.py) write under it.
+# shows it and log queries select on it. This module and the observer (observer.py) write under it.
 ADMISSION_LOGGER = "webhook.admission"
 logger = logging.getLogger(ADMISSION_LOGGER)
 

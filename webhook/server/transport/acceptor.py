@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported by boundedserver.py only, once internals.py found uvicorn's parts
-    from webhook.server.boundedprotocol import BoundedHttpToolsProtocol
+if (
+    TYPE_CHECKING
+):  # imported by boundedservers.py only, once uvicorninternals.py found uvicorn's parts
+    from webhook.server.transport.boundedprotocol import BoundedHttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ from collections.abc import Callable, Container
 from random import Random
 from typing import Protocol
 
+from webhook.assembly.settingsmap import container_credentials_of
+from webhook.flags.settings import Settings
 from webhook.mutation.answer import Answer, Outcome
-from webhook.mutation.identity import IdentityDefaults, ServiceAccountIdentity
 from webhook.mutation.patch import build_identity_patch
 from webhook.mutation.podidentity import (
     ContainerCredentials,
@@ -15,8 +16,9 @@ from webhook.mutation.podidentity import (
     Resolution,
     resolve_pod_identity,
 )
-from webhook.settings import Settings
-from webhook.sources.serviceaccounts.store import ServiceAccountStore, key_of
+from webhook.mutation.serviceaccount import ServiceAccountIdentity
+from webhook.objectkeys import key_of
+from webhook.sources.serviceaccounts.store import ServiceAccountStore
 from webhook.types import JsonObject
 
 NO_KEYS: frozenset[str] = frozenset()
@@ -31,30 +33,6 @@ class IdentityLookup(Protocol):
 KeysSource = Callable[[], Container[str]]
 # Called (namespace, name) when an admission starts waiting for a ServiceAccount not yet seen.
 MissHook = Callable[[str, str], None]
-
-
-def identity_defaults(
-    settings: Settings, *, account_id: str = "", partition: str = ""
-) -> IdentityDefaults:
-    return IdentityDefaults(
-        annotation_prefix=settings.annotation_prefix,
-        audience=settings.token_audience,
-        regional_sts=settings.sts_regional_endpoint,
-        token_expiration=settings.token_expiration,
-        compose_account_id=account_id,
-        compose_partition=partition,
-        sts_endpoint_url=settings.sts_endpoint_url,
-    )
-
-
-def container_credentials_of(settings: Settings) -> ContainerCredentials:
-    return ContainerCredentials(
-        audience=settings.container_credentials_audience,
-        mount_path=settings.container_credentials_token_mount_path,
-        volume_name=settings.container_credentials_token_volume_name,
-        token_path=settings.container_credentials_token_path,
-        full_uri=settings.container_credentials_full_uri,
-    )
 
 
 def _no_keys() -> Container[str]:
@@ -132,23 +110,33 @@ class PodMutator:
     async def mutate(self, pod: JsonObject, namespace: str) -> Answer:
         """As `mutate_now`, but waits the grace period for a ServiceAccount not yet seen."""
         name = service_account_name(pod)
-        grace = self._grace_period
-        if grace > 0 and self.store.get(namespace, name) is None:
+        service_account = self.store.get(namespace, name)
+        if service_account is None and self._grace_period > 0:
             if self._on_miss is not None:
                 self._on_miss(namespace, name)
-            await self.store.wait_for(namespace, name, grace)
-        return self.mutate_now(pod, namespace)
+            await self.store.wait_for(namespace, name, self._grace_period)
+            service_account = self.store.get(namespace, name)
+        return self._answer(pod, namespace, name, service_account)
+
+    def mutate_now(self, pod: JsonObject, namespace: str) -> Answer:
+        name = service_account_name(pod)
+        return self._answer(pod, namespace, name, self.store.get(namespace, name))
 
     def identity_of(self, pod: JsonObject, namespace: str) -> PodIdentity | None:
         """The identity `mutate_now` gives this pod: ServiceAccount, ConfigMap entry or composed
         role ARN, as resolved (doctor compares it with the trust policy and the pod's env)."""
-        return self._resolve(pod, namespace)[0].identity
-
-    def _resolve(self, pod: JsonObject, namespace: str) -> tuple[Resolution, bool, str]:
-        """(the resolution, whether a ServiceAccount or ConfigMap entry was found, its key)."""
         name = service_account_name(pod)
+        return self._resolve(pod, namespace, name, self.store.get(namespace, name))[0].identity
+
+    def _resolve(
+        self,
+        pod: JsonObject,
+        namespace: str,
+        name: str,
+        service_account: ServiceAccountIdentity | None,
+    ) -> tuple[Resolution, bool, str]:
+        """(the resolution, whether a ServiceAccount or ConfigMap entry was found, its key)."""
         key = key_of(namespace, name)
-        service_account = self.store.get(namespace, name)
         config_map = self._config_map.get(namespace, name) if self._config_map else None
         listed = key in self._keys()
         resolution = resolve_pod_identity(
@@ -163,8 +151,14 @@ class PodMutator:
         )
         return resolution, service_account is not None or config_map is not None, key
 
-    def mutate_now(self, pod: JsonObject, namespace: str) -> Answer:
-        resolution, found, key = self._resolve(pod, namespace)
+    def _answer(
+        self,
+        pod: JsonObject,
+        namespace: str,
+        name: str,
+        service_account: ServiceAccountIdentity | None,
+    ) -> Answer:
+        resolution, found, key = self._resolve(pod, namespace, name, service_account)
         identity = resolution.identity
         if identity is None:
             return Answer([], (), Outcome.NO_ROLE if found else Outcome.NOT_FOUND, key)

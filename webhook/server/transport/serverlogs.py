@@ -18,7 +18,7 @@ from contextvars import ContextVar
 
 import uvicorn
 
-from webhook.server.listen import describe
+from webhook.server.transport.listen import describe
 
 UVICORN_LOGGER = "uvicorn.error"
 # uvicorn's own lifecycle messages, as short words after the server's name

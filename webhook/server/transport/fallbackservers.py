@@ -1,6 +1,6 @@
 """uvicorn's configuration for both servers, and the fallback servers built on uvicorn's public
 API alone (Config, Server, serve), for a uvicorn that lacks the internals the bounded server
-relies on (internals.py; docs/performance.md, "uvicorn's internals").
+relies on (uvicorninternals.py; docs/performance.md, "uvicorn's internals").
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from webhook.settings import Settings
+from webhook.flags.settings import Settings
 
 # Said once at start-up when the bounded server cannot be built.
 FALLBACK_WARNING = (

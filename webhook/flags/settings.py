@@ -2,7 +2,7 @@
 
 Defaults follow the upstream Go webhook so an operator can swap the image without touching the
 container args; the identity defaults come from the core (webhook/mutation/defaults.py). Attribute
-names are the flag with underscores; webhook/flags.py and webhook/serverflags.py parse the
+names are the flag with underscores; webhook/flags/shared.py and webhook/flags/serving.py parse the
 command line into Settings.
 """
 

@@ -1,6 +1,7 @@
 """The command line: the flags `serve`, `mutate` and `doctor` share, and Settings from the args.
 
-The server's own flags are in webhook/serverflags.py, Go-style values in webhook/flagvalues.py.
+The server's own flags are in serving.py, Go-style values in values.py; this module imports
+nothing from serving.py.
 
 Flag names follow the upstream Go webhook (and accept its klog flags) so an operator can swap the
 image without touching the container args. Defaults live on Settings; a flag not given keeps it.
@@ -13,10 +14,13 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from webhook.flagvalues import bool_flag, integer
+from webhook.flags.settings import TLS_VERSION_SPELLINGS, Settings, validate
+from webhook.flags.values import bool_flag, integer
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.serverflags import KLOG_DEBUG_VERBOSITY
-from webhook.settings import TLS_VERSION_SPELLINGS, Settings, validate
+
+# klog's convention: V(4) is debug detail; upstream logs its per-request details at V(4)-V(5).
+# Read by settings_from_args here; serve's -v flag (serving.py) defaults a bare -v to it.
+KLOG_DEBUG_VERBOSITY = 4
 
 
 def add_mutation_arguments(parser: argparse.ArgumentParser, *, serving: bool = False) -> None:

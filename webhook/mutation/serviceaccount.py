@@ -1,4 +1,4 @@
-"""Identity settings read from ServiceAccount annotations, parsed once when the object arrives."""
+"""A ServiceAccount's identity read from its annotations, parsed once when the object arrives."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
+from webhook.mutation.gostrconv import parse_bool
 from webhook.mutation.stsendpoint import STS_ENDPOINT_ENV, sts_endpoint_problem
 
 ROLE_ARN = "role-arn"
@@ -28,8 +29,6 @@ _INT64_MAX = 2**63 - 1
 # `> 1<<32`); 2^32 itself is taken (docs/upstream.md, `token-expiration` above 2^32).
 MAX_TOKEN_EXPIRATION_SECONDS = 2**32
 _SHOWN_VALUE_CHARS = 24
-_TRUE = frozenset(("1", "t", "T", "true", "TRUE", "True"))
-_FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +159,9 @@ def identity_from_annotations(
     regional = defaults.regional_sts
     raw_regional = annotations.get(prefix + STS_REGIONAL_ENDPOINTS)
     if raw_regional is not None:
-        if raw_regional in _TRUE:
-            regional = True
-        elif raw_regional in _FALSE:
-            regional = False
-        else:
+        try:
+            regional = parse_bool(raw_regional)
+        except ValueError:
             invalid.append(STS_REGIONAL_ENDPOINTS)
             warnings.append(
                 f"{source}: {prefix}{STS_REGIONAL_ENDPOINTS} {shown(raw_regional)} is not true or false; "
@@ -203,4 +200,17 @@ def identity_from_annotations(
         warnings=tuple(warnings),
         invalid=tuple(invalid),
         sts_endpoint_url=endpoint,
+    )
+
+
+def identity_of_service_account(
+    namespace: str, name: str, annotations: Mapping[str, str], defaults: IdentityDefaults
+) -> ServiceAccountIdentity:
+    """The identity of ServiceAccount namespace/name; the defaults' `no_identity` when it
+    carries no annotation of the prefix."""
+    prefix = defaults.annotation_prefix + "/"
+    if not any(key.startswith(prefix) for key in annotations):
+        return defaults.no_identity
+    return identity_from_annotations(
+        annotations, defaults, source=f"ServiceAccount {namespace}/{name}"
     )

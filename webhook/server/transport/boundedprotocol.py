@@ -1,10 +1,10 @@
-"""The webhook's HTTP protocol: one write per response (protocol.py) plus bounds on what one
+"""The webhook's HTTP protocol: one write per response (coalescingprotocol.py) plus bounds on what one
 client controls: the size of a request's head (431), requests read ahead on a connection
 (pipelining), requests answered at once across the server (the gate), and the time to send a
-complete request (checked by the acceptor's sweep, connections.py). docs/production.md,
+complete request (checked by the acceptor's sweep, acceptor.py). docs/production.md,
 "Bounds", gives the caps and the memory arithmetic behind them.
 
-It subclasses uvicorn's httptools protocol and overrides parts of it: internals.py names what
+It subclasses uvicorn's httptools protocol and overrides parts of it: uvicorninternals.py names what
 it relies on, and the server is built on it only when all of that is there.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -23,7 +22,8 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
-from webhook.server.protocol import CoalescingHttpToolsProtocol
+from webhook.server.transport.coalescingprotocol import CoalescingHttpToolsProtocol
+from webhook.server.transport.requestgate import RequestGate
 
 # How far TLS decrypts ahead of the HTTP parser on one connection (uvloop's default: 256 KiB);
 # above the largest TLS record (16 KiB plus overhead), or a partial record would never complete.
@@ -48,41 +48,6 @@ class Limits:
     max_header_bytes: int
     max_header_count: int
     max_request_bytes: int  # the weight of a body of unknown length
-
-
-class RequestGate:
-    """Requests being answered at once, by count and by declared body bytes. A request that
-    does not fit waits, its connection unread, until one finishes; one always runs."""
-
-    __slots__ = ("bytes", "max_bytes", "max_requests", "requests", "waiting")
-
-    def __init__(self, *, max_requests: int, max_bytes: int) -> None:
-        self.max_requests = max_requests
-        self.max_bytes = max_bytes
-        self.requests = 0
-        self.bytes = 0
-        self.waiting: deque[tuple[BoundedHttpToolsProtocol, RequestResponseCycle, Any, int]] = (
-            deque()
-        )
-
-    def admit(self, weight: int) -> bool:
-        if self.requests and (
-            self.requests >= self.max_requests or self.bytes + weight > self.max_bytes
-        ):
-            return False
-        self.requests += 1
-        self.bytes += weight
-        return True
-
-    def release(self, weight: int) -> None:
-        self.requests -= 1
-        self.bytes -= weight
-        waiting = self.waiting
-        while waiting and self.admit(waiting[0][3]):
-            protocol, cycle, app, weight = waiting.popleft()
-            if not protocol.start_admitted(cycle, app, weight):
-                self.requests -= 1
-                self.bytes -= weight
 
 
 class _BoundedFlow(FlowControl):

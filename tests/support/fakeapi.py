@@ -1,9 +1,27 @@
 """A small Kubernetes API server for ServiceAccounts and ConfigMaps, over plain HTTP on loopback.
 
-It speaks enough of the list/watch protocol for a real client: paged lists with a consistent
-resourceVersion, chunked watch streams (ADDED/MODIFIED/DELETED/BOOKMARK), 410 Gone on an
-expired resourceVersion (as an ERROR event or as HTTP 410), single GETs, and faults on demand
-(5xx answers, dropped watch connections, a restart that forgets the event history).
+What a real kube-apiserver does is proven against one in tests/e2e (docs/cluster.md, "The
+real-cluster suite"): lists, watches, bookmarks, a restart, a compaction's 410, the grace-period
+GET, RBAC, doctor reading the cluster. This server stays for the faults a real API server cannot
+be made to produce on demand, at a chosen moment and in a unit test's time:
+
+- a chosen verb answering 5xx a chosen number of times (`fail`);
+- every watch cut mid-stream without the chunked stream's end (`drop_watches`), or each new
+  watch cut, ended at once or answered with an ERROR 410 event as soon as it connects
+  (`sabotage_watches`): the back-off and restart-reason tests need hundreds of these;
+- a restart that forgets the event history, with the API down for a given time (`restart`), and
+  history forgotten while watches are open (`compact`), 410 as an event or as HTTP 410;
+- changes no watch stream ever carries (`put(..., silent=True)`), so the grace-period GET alone
+  can find them, and several changes no watch may see in between (`atomically`);
+- bookmarks every 0.5 s rather than about once a minute.
+
+The unit tests also use it where those fault tests need a healthy baseline next to them (the
+same ServiceAccount read before the fault is injected), which the real-cluster suite proves
+with the real thing.
+
+It speaks enough of the list/watch protocol for the real `kubernetes` client: paged lists with
+a consistent resourceVersion, chunked watch streams (ADDED/MODIFIED/DELETED/BOOKMARK), 410 Gone
+on an expired resourceVersion, single GETs.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ resourceVersion that etcd compacted away (docs/cluster.md "Sources", "Back-off",
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 import urllib.parse
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.e2e import deployment
-from tests.e2e.balancer import run_balancer
+from tests.e2e.balancer import Balancer, run_balancer
 from tests.e2e.conftest import deployed
 from tests.e2e.controlplane import START_TIMEOUT, ControlPlane, kubeconfig, wait_ready
 from tests.e2e.objects import (
@@ -111,10 +112,9 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
 ) -> None:
     _wait_for_quiet(plane)
     first = plane.processes["kube-apiserver"]
-    pki = plane.pki
-    with (
-        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
-        deployed(plane, tmp_path, base_manifests, serving_certs, server=balancer.url) as webhook,
+    with _behind_a_balancer(plane, tmp_path, base_manifests, serving_certs) as (
+        balancer,
+        webhook,
     ):
         create(plane, service_account("reader", namespace, role_arn=ROLE))
         eventually(lambda: _mutated(plane, namespace, "warm-up"))
@@ -154,6 +154,23 @@ def test_compaction_while_the_webhook_moves_to_another_apiserver(
             second.stop()
 
 
+@contextlib.contextmanager
+def _behind_a_balancer(
+    plane: ControlPlane,
+    directory: Any,
+    documents: list[dict[str, Any]],
+    certs: CertFiles,
+    *extra: str,
+) -> Iterator[tuple[Balancer, RunningWebhook]]:
+    """The webhook deployed with the suite's balancer between it and the API servers."""
+    pki = plane.pki
+    with (
+        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
+        deployed(plane, directory, documents, certs, *extra, server=balancer.url) as webhook,
+    ):
+        yield balancer, webhook
+
+
 def _wait_for_quiet(plane: ControlPlane) -> None:
     """Earlier cases' namespaces going away delete their ServiceAccounts; those events would
     move the webhook's resourceVersion in the middle of a case that needs to know it."""
@@ -186,11 +203,10 @@ def test_a_late_watch_event_is_covered_by_the_grace_period_get(
     """The ServiceAccount's watch event is held back (a slow link between the webhook and the
     API server): the pod's admission misses the cache, and within
     --service-account-lookup-grace-period the webhook GETs that one ServiceAccount."""
-    pki = plane.pki
     grace = "--service-account-lookup-grace-period=2s"
-    with (
-        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
-        deployed(plane, tmp_path, base_manifests, serving_certs, grace, server=balancer.url),
+    with _behind_a_balancer(plane, tmp_path, base_manifests, serving_certs, grace) as (
+        balancer,
+        _,
     ):
         balancer.hold_watches = True
         try:
@@ -244,10 +260,9 @@ def test_a_bookmark_carries_the_next_watch_forward(
     changed since. The webhook keeps it, so the next watch (after a timeout, or a balancer's
     stream limit) starts from the bookmark, with no LIST (docs/cluster.md "Sources")."""
     _wait_for_quiet(plane)
-    pki = plane.pki
-    with (
-        run_balancer(plane.url, ca=pki.ca, cert=pki.serving_cert, key=pki.serving_key) as balancer,
-        deployed(plane, tmp_path, base_manifests, serving_certs, server=balancer.url) as webhook,
+    with _behind_a_balancer(plane, tmp_path, base_manifests, serving_certs) as (
+        balancer,
+        webhook,
     ):
 
         def watches() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook import __version__
-from webhook.assembly.offline import InputError, offline_mutator
+from webhook.assembly.offline import ExtraServiceAccounts, InputError, offline_mutator
 from webhook.assembly.podmutator import service_account_name
 from webhook.commands.documents import add_namespace_argument, pod_template, read_documents
 from webhook.doctor.cluster import Cluster
@@ -202,7 +202,7 @@ def _gather(args: argparse.Namespace, settings: Settings) -> tuple[Evidence, Abo
     return evidence, about
 
 
-def _entries(obj: JsonObject | None, namespace: str, name: str) -> Any:
+def _entries(obj: JsonObject | None, namespace: str, name: str) -> ExtraServiceAccounts:
     """The cluster's ServiceAccount as an extra source of the mutator (none when absent)."""
 
     def entries(defaults: IdentityDefaults) -> dict[str, ServiceAccountIdentity]:

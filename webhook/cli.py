@@ -13,13 +13,18 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from webhook import __version__
-from webhook.commands import certs, doctor, mutate, oidc, serve, sts
+from webhook.commands import Command, certs, doctor, mutate, oidc, serve, sts
 from webhook.flags.gostyle import go_style, long_options
 from webhook.flags.settings import SettingsError
 
-SUBCOMMANDS = (serve, mutate, certs, oidc, doctor, sts)
-# Each module under webhook/commands/ is named after its subcommand.
-SUBCOMMAND_NAMES = tuple(module.__name__.rsplit(".", 1)[-1] for module in SUBCOMMANDS)
+COMMANDS: dict[str, Command] = {
+    "serve": serve,
+    "mutate": mutate,
+    "certs": certs,
+    "oidc": oidc,
+    "doctor": doctor,
+    "sts": sts,
+}
 _TOP_LEVEL_ONLY = ("-h", "--help")
 
 
@@ -49,15 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=__version__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in SUBCOMMANDS:
-        module.register(subparsers)
+    for name, command in COMMANDS.items():
+        summary, _, description = command.HELP.partition("\n\n")
+        subparser = subparsers.add_parser(name, help=summary, description=description or summary)
+        command.add_arguments(subparser)
+        subparser.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] not in (*SUBCOMMAND_NAMES, *_TOP_LEVEL_ONLY, "--version"):
+    if not args_list or args_list[0] not in (*COMMANDS, *_TOP_LEVEL_ONLY, "--version"):
         args_list.insert(0, "serve")
     if args_list[0] == "serve":
         args_list[1:] = go_style(args_list[1:], long_options(parser, "serve"))

@@ -15,15 +15,15 @@ import yaml
 from webhook.certs import issue, service_dns_names
 from webhook.flags.values import integer
 
+HELP = """generate a CA and a serving certificate for the webhook Service
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "certs",
-        help="generate a CA and a serving certificate for the webhook Service",
-        description="Write ca.crt, tls.crt and tls.key (mode 0600) for SERVICE.NAMESPACE.svc and "
-        "the other Service DNS names, print the base64 caBundle, and optionally write it into "
-        "a MutatingWebhookConfiguration manifest.",
-    )
+Write ca.crt, tls.crt and tls.key (mode 0600) for SERVICE.NAMESPACE.svc and the other Service
+DNS names, print the base64 caBundle, and optionally write it into a
+MutatingWebhookConfiguration manifest.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("certs"), help="output directory (default certs/)"
     )
@@ -60,7 +60,6 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="YAML file holding a MutatingWebhookConfiguration: set every webhook's clientConfig.caBundle",
     )
-    parser.set_defaults(run=run)
 
 
 def fail(message: str) -> int:

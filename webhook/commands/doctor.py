@@ -7,7 +7,6 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from webhook import __version__
 from webhook.assembly.offline import ExtraServiceAccounts, InputError, offline_mutator
@@ -34,17 +33,16 @@ from webhook.objectkeys import key_of
 from webhook.sources.errors import ConfigError
 from webhook.types import JsonObject
 
+HELP = """explain why a pod gets AWS credentials or not, check by check
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "doctor",
-        help="explain why a pod gets AWS credentials or not, check by check",
-        description="Check a pod (or workload) against its ServiceAccount, the webhook's flags, "
-        "a projected token, the issuer's discovery document and JWKS, and the role's trust "
-        "policy. Each check passes, fails (with the value seen, the value expected and the fix) "
-        "or is not checked for want of input. Exit 0: nothing failed; 1: a check failed; "
-        "2: bad input.",
-    )
+Check a pod (or workload) against its ServiceAccount, the webhook's flags, a projected token,
+the issuer's discovery document and JWKS, and the role's trust policy. Each check passes, fails
+(with the value seen, the value expected and the fix) or is not checked for want of input. Exit
+0: nothing failed; 1: a check failed; 2: bad input.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("-f", "--filename", help="Pod or workload, YAML or JSON")
     which.add_argument(
@@ -91,7 +89,6 @@ def register(subparsers: Any) -> None:
         "-o", "--output", choices=("table", "json"), default="table", help="default table"
     )
     add_mutation_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

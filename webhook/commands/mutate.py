@@ -37,14 +37,15 @@ def service_account_sources(settings: Settings, documents: list[JsonObject], whe
     return " or ".join(sources)
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "mutate",
-        help="preview the mutation of a pod or workload offline",
-        description="Print what the webhook would do to a Pod, or to the pod template of a "
-        "Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob. ServiceAccounts come "
-        "from --service-accounts-file and from ServiceAccount documents in the input itself.",
-    )
+HELP = """preview the mutation of a pod or workload offline
+
+Print what the webhook would do to a Pod, or to the pod template of a Deployment, StatefulSet,
+DaemonSet, ReplicaSet, Job or CronJob. ServiceAccounts come from --service-accounts-file and
+from ServiceAccount documents in the input itself.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--filename", required=True, help="YAML or JSON input; - for stdin")
     add_namespace_argument(parser)
     parser.add_argument(
@@ -55,7 +56,6 @@ def register(subparsers: Any) -> None:
         help="the mutated object as YAML (default) or JSON, or the JSON patch only",
     )
     add_mutation_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

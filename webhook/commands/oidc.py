@@ -40,13 +40,14 @@ PUBLIC_KEY_FILE = "sa-signer.pub"
 STS_AUDIENCE = "sts.amazonaws.com"
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "oidc",
-        help="self-hosted IRSA: signing keys, JWKS, discovery document, IAM setup, test tokens",
-        description="Everything a cluster outside EKS needs so that AWS STS trusts its "
-        "service-account tokens: see docs/oidc.md.",
-    )
+HELP = """self-hosted IRSA: signing keys, JWKS, discovery document, IAM setup, test tokens
+
+Everything a cluster outside EKS needs so that AWS STS trusts its service-account tokens: see
+docs/oidc.md.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="oidc_command", metavar="ACTION", required=True)
     _register_keygen(actions)
     jwks = _action(actions, "jwks", _jwks, "print the JWKS (keys.json) for public keys")
@@ -137,7 +138,7 @@ def _action(
     actions: Any, name: str, run: Callable[[argparse.Namespace], int], summary: str
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = actions.add_parser(name, help=summary, description=summary)
-    parser.set_defaults(run=lambda args: _guarded(name, run, args))
+    parser.set_defaults(oidc_run=run)
     return parser
 
 
@@ -162,11 +163,13 @@ def _public_keys(parser: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
-def _guarded(name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """The ACTION's own run; bad input (OidcInputError) is exit 2 with one line that names it."""
+    action: Callable[[argparse.Namespace], int] = args.oidc_run
     try:
-        return run(args)
+        return action(args)
     except OidcInputError as exc:
-        print(f"pod-identity-webhook oidc {name}: {exc}", file=sys.stderr)
+        print(f"pod-identity-webhook oidc {args.oidc_command}: {exc}", file=sys.stderr)
         return 2
 
 

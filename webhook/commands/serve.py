@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any
 
 from webhook import __version__
 from webhook.assembly.settingsmap import StartupError
@@ -28,17 +27,17 @@ IN_CLUSTER_HINT = (
 )
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help="run the admission webhook (HTTPS) and its metrics server (the default command)",
-        description="Run the mutating admission webhook. Admission on https://BIND:PORT/mutate; "
-        "/metrics, /healthz and /readyz on http://BIND:METRICS_PORT. Takes every flag of "
-        "upstream's /webhook (and klog's), as --flag, -flag, --flag=value or --flag value.",
-    )
+HELP = """run the admission webhook (HTTPS) and its metrics server (the default command)
+
+Run the mutating admission webhook. Admission on https://BIND:PORT/mutate; /metrics, /healthz
+and /readyz on http://BIND:METRICS_PORT. Takes every flag of upstream's /webhook (and klog's),
+as --flag, -flag, --flag=value or --flag value.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mutation_arguments(parser, serving=True)
     add_server_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def _build_tls(settings: Settings) -> None:

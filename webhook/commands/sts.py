@@ -32,16 +32,17 @@ MAX_CONNECTIONS = 64
 KEEP_ALIVE_SECONDS = 5
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "sts",
-        help="a local STS for tests: AssumeRoleWithWebIdentity checked as AWS does, fake credentials",
-        description="Serve the STS query API's AssumeRoleWithWebIdentity and GetCallerIdentity "
-        "for tests with no AWS account. Tokens are checked as AWS STS checks them, with "
-        "doctor's checks: signature against the issuer's JWKS, iss, aud (the provider's client "
-        "IDs), exp/nbf, and the role's trust policy. Errors are STS's codes, with the failed "
-        "check named. Point pods at it with the webhook's --sts-endpoint-url.",
-    )
+HELP = """a local STS for tests: AssumeRoleWithWebIdentity checked as AWS does, fake credentials
+
+Serve the STS query API's AssumeRoleWithWebIdentity and GetCallerIdentity for tests with no AWS
+account. Tokens are checked as AWS STS checks them, with doctor's checks: signature against the
+issuer's JWKS, iss, aud (the provider's client IDs), exp/nbf, and the role's trust policy.
+Errors are STS's codes, with the failed check named. Point pods at it with the webhook's
+--sts-endpoint-url.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     issuer = parser.add_argument_group("the IAM OIDC provider it plays")
     issuer.add_argument(
         "--issuer-url",
@@ -100,7 +101,6 @@ def register(subparsers: Any) -> None:
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"
     )
     serving.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.set_defaults(run=run)
 
 
 def _fail(message: str) -> int:

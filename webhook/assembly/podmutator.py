@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Container
+from dataclasses import KW_ONLY, dataclass, field
 from random import Random
 from typing import Protocol
 
@@ -39,46 +40,21 @@ def _no_keys() -> Container[str]:
     return NO_KEYS
 
 
+@dataclass(slots=True, eq=False)
 class PodMutator:
     """Everything it reads is given at construction and never re-wired afterwards."""
 
-    __slots__ = (
-        "_config_map",
-        "_container_credentials",
-        "_grace_period",
-        "_keys",
-        "_mount_path",
-        "_on_miss",
-        "_region",
-        "_rng",
-        "annotation_prefix",
-        "store",
-    )
-
-    def __init__(
-        self,
-        store: ServiceAccountStore,
-        *,
-        annotation_prefix: str,
-        mount_path: str,
-        region: str,
-        container_credentials: ContainerCredentials,
-        container_credentials_keys: KeysSource = _no_keys,
-        config_map: IdentityLookup | None = None,
-        grace_period: float = 0.0,
-        on_miss: MissHook | None = None,
-        rng: Random | None = None,
-    ) -> None:
-        self.store = store
-        self.annotation_prefix = annotation_prefix
-        self._mount_path = mount_path
-        self._region = region
-        self._container_credentials = container_credentials
-        self._keys = container_credentials_keys
-        self._config_map = config_map
-        self._grace_period = grace_period
-        self._on_miss = on_miss
-        self._rng = rng or Random()
+    store: ServiceAccountStore
+    _: KW_ONLY
+    annotation_prefix: str
+    mount_path: str
+    region: str
+    container_credentials: ContainerCredentials
+    container_credentials_keys: KeysSource = _no_keys
+    config_map: IdentityLookup | None = None
+    grace_period: float = 0.0
+    on_miss: MissHook | None = None
+    rng: Random = field(default_factory=Random)
 
     @classmethod
     def from_settings(
@@ -101,20 +77,20 @@ class PodMutator:
             config_map=config_map,
             grace_period=settings.service_account_lookup_grace_period,
             on_miss=on_miss,
-            rng=rng,
+            rng=rng or Random(),
         )
 
     def uses_container_credentials(self, namespace: str, name: str) -> bool:
-        return key_of(namespace, name) in self._keys()
+        return key_of(namespace, name) in self.container_credentials_keys()
 
     async def mutate(self, pod: JsonObject, namespace: str) -> Answer:
         """As `mutate_now`, but waits the grace period for a ServiceAccount not yet seen."""
         name = service_account_name(pod)
         service_account = self.store.get(namespace, name)
-        if service_account is None and self._grace_period > 0:
-            if self._on_miss is not None:
-                self._on_miss(namespace, name)
-            await self.store.wait_for(namespace, name, self._grace_period)
+        if service_account is None and self.grace_period > 0:
+            if self.on_miss is not None:
+                self.on_miss(namespace, name)
+            await self.store.wait_for(namespace, name, self.grace_period)
             service_account = self.store.get(namespace, name)
         return self._answer(pod, namespace, name, service_account)
 
@@ -137,17 +113,17 @@ class PodMutator:
     ) -> tuple[Resolution, bool, str]:
         """(the resolution, whether a ServiceAccount or ConfigMap entry was found, its key)."""
         key = key_of(namespace, name)
-        config_map = self._config_map.get(namespace, name) if self._config_map else None
-        listed = key in self._keys()
+        config_map = self.config_map.get(namespace, name) if self.config_map else None
+        listed = key in self.container_credentials_keys()
         resolution = resolve_pod_identity(
             pod,
             service_account=service_account,
             config_map=config_map,
-            container_credentials=self._container_credentials if listed else None,
+            container_credentials=self.container_credentials if listed else None,
             annotation_prefix=self.annotation_prefix,
-            mount_path=self._mount_path,
-            region=self._region,
-            rng=self._rng,
+            mount_path=self.mount_path,
+            region=self.region,
+            rng=self.rng,
         )
         return resolution, service_account is not None or config_map is not None, key
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, NamedTuple
 
 from starlette.types import Receive, Scope, Send
@@ -53,36 +54,30 @@ Observe = Callable[[Observation], None]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
+@dataclass(slots=True, eq=False)
 class AdmissionEndpoint:
     """POST an AdmissionReview, get one back. Checks in a fixed order:
     method 405, body size 413, body arrival within the time budget 408, content type 415,
     decoding 400, then the decision, allowed unchanged when the budget runs out (refused
     instead, in strict mode, for a pod that asks for an identity by its label)."""
 
-    def __init__(
-        self,
-        path: str,
-        decide: Decide,
-        *,
-        max_body_bytes: int,
-        observe: Observe,
-        time_budget: float | None = None,
-        enforce: Enforce | None = None,
-    ) -> None:
-        self.path = path
-        self._decide = decide
-        self._enforce = enforce
-        self._max_body_bytes = max_body_bytes
-        self._observe = observe
-        self._time_budget = time_budget
-        self._deadlines: Deadlines | None = None
-        self._cutoff = 0.0  # seconds after the headers at which the deadline is armed
-        if time_budget is not None:
-            resolution = resolution_for(time_budget)
+    path: str
+    decide: Decide
+    _: KW_ONLY
+    max_body_bytes: int
+    observe: Observe
+    time_budget: float | None = None
+    enforce: Enforce | None = None
+    _deadlines: Deadlines | None = field(default=None, init=False)
+    _cutoff: float = field(default=0.0, init=False)  # seconds after the headers, then armed
+
+    def __post_init__(self) -> None:
+        if self.time_budget is not None:
+            resolution = resolution_for(self.time_budget)
             self._deadlines = Deadlines(resolution)
             # The check fires up to one resolution late: arm it two early, so the over-budget
             # answer leaves before the budget's wall-clock, not just after it.
-            self._cutoff = time_budget - 2 * resolution
+            self._cutoff = self.time_budget - 2 * resolution
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -90,7 +85,7 @@ class AdmissionEndpoint:
         answer: Answer | None = None
         document: Any = None  # the decoded body, kept for the echo of an error answer
         # One deadline for the whole request: a body sent slowly eats into the decision's time.
-        budget, deadlines = self._time_budget, self._deadlines
+        budget, deadlines = self.time_budget, self._deadlines
         task: asyncio.Task[Any] | None = None
         cancelling = 0
         try:
@@ -110,7 +105,7 @@ class AdmissionEndpoint:
                     )
                 document = parse_body(body)
                 review = review_of(document)
-                answer = await self._decide(review)
+                answer = await self.decide(review)
             except asyncio.CancelledError:
                 if not self._cut_off(task, cancelling):
                     raise
@@ -122,8 +117,8 @@ class AdmissionEndpoint:
             finally:
                 if task is not None and deadlines is not None:
                     deadlines.discard(task)
-            if self._enforce is not None:
-                answer = self._enforce(review, answer)
+            if self.enforce is not None:
+                answer = self.enforce(review, answer)
             if answer.refusal:
                 status, payload = 200, refused(review, answer.refusal, answer.warnings)
             else:
@@ -138,7 +133,7 @@ class AdmissionEndpoint:
             status = 500
             payload = errored(500, "internal error; see the webhook's log", echo=echo_of(document))
         await _respond(send, status, payload)
-        self._observe(
+        self.observe(
             Observation(
                 scope["method"], self.path, status, time.perf_counter() - started, review, answer
             )
@@ -162,19 +157,19 @@ class AdmissionEndpoint:
             "answered without changes",
             review.uid,
             review.namespace,
-            self._time_budget,
+            self.time_budget,
         )
         warning = (
             f"pod-identity-webhook: not mutated, the admission took longer than "
-            f"{self._time_budget:g}s; the pod has no AWS credentials from the webhook"
+            f"{self.time_budget:g}s; the pod has no AWS credentials from the webhook"
         )
         return Answer([], (warning,), Outcome.OVER_BUDGET)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
-        if declared.isdigit() and int(declared) > self._max_body_bytes:
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
             raise BadRequest(
-                413, f"body of {int(declared)} bytes is over the limit of {self._max_body_bytes}"
+                413, f"body of {int(declared)} bytes is over the limit of {self.max_body_bytes}"
             )
         chunks: list[bytes] = []
         size = 0
@@ -184,8 +179,8 @@ class AdmissionEndpoint:
                 raise BadRequest(400, "client disconnected before sending the whole body")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self._max_body_bytes:
-                raise BadRequest(413, f"body is over the limit of {self._max_body_bytes} bytes")
+            if size > self.max_body_bytes:
+                raise BadRequest(413, f"body is over the limit of {self.max_body_bytes} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

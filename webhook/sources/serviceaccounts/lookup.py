@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from webhook.mutation.serviceaccount import ServiceAccountIdentity
 from webhook.objectkeys import key_of
@@ -50,24 +51,16 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
+@dataclass(slots=True, eq=False)
 class ServiceAccountLookup:
-    def __init__(
-        self,
-        store: ServiceAccountStore,
-        *,
-        get: Callable[[str, str], JsonObject | None],
-        convert: Callable[[str, str, JsonObject], ServiceAccountIdentity],
-        put: Callable[[str, ServiceAccountIdentity], None],
-        grace_period: float,
-        limiter: TokenBucket | None = None,
-    ) -> None:
-        self.store = store
-        self.grace_period = grace_period
-        self._get = get
-        self._convert = convert
-        self._put = put
-        self._limiter = limiter or TokenBucket()
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+    store: ServiceAccountStore
+    _: KW_ONLY
+    get: Callable[[str, str], JsonObject | None]  # the API server's answer, None if not found
+    convert: Callable[[str, str, JsonObject], ServiceAccountIdentity]
+    put: Callable[[str, ServiceAccountIdentity], None]  # into the store, waking the waiter
+    grace_period: float
+    limiter: TokenBucket = field(default_factory=TokenBucket)
+    _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
 
     def request(self, namespace: str, name: str) -> None:
         """Called on the loop when an admission starts waiting for a missing ServiceAccount."""
@@ -79,7 +72,7 @@ class ServiceAccountLookup:
         task.add_done_callback(lambda _: self._in_flight.pop(key, None))
 
     async def _fetch(self, namespace: str, name: str) -> None:
-        delay = self._limiter.reserve()
+        delay = self.limiter.reserve()
         if delay >= self.grace_period:
             logger.info(
                 "lookup of serviceaccount %s/%s skipped: rate limited past the grace period",
@@ -90,7 +83,7 @@ class ServiceAccountLookup:
         if delay:
             await asyncio.sleep(delay)
         try:
-            obj = await asyncio.to_thread(self._get, namespace, name)
+            obj = await asyncio.to_thread(self.get, namespace, name)
         except KubeApiError as exc:
             logger.warning("lookup of serviceaccount %s/%s failed: %s", namespace, name, exc)
             return
@@ -98,4 +91,4 @@ class ServiceAccountLookup:
             logger.info("lookup of serviceaccount %s/%s: not found", namespace, name)
             return
         if self.store.get(namespace, name) is None:
-            self._put(key_of(namespace, name), self._convert(namespace, name, obj))
+            self.put(key_of(namespace, name), self.convert(namespace, name, obj))

@@ -29,6 +29,8 @@ NO_TOKEN = "no token (--token FILE: a projected token from the pod)"
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
+    """Everything the checks look at, gathered first, so that diagnosing reads no input."""
+
     pod: PodFacts
     published: Published
     token: Token | None

@@ -12,7 +12,7 @@ from webhook.assembly.podmutator import PodMutator, service_account_name
 from webhook.doctor.report import Check, failed, not_checked, passed
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.defaults import MIN_TOKEN_EXPIRATION_SECONDS
-from webhook.mutation.patch import REGION_ENVS
+from webhook.mutation.patch import DEFAULT_REGION_ENV, REGION_ENVS
 from webhook.mutation.podfields import CONTAINER_LISTS
 from webhook.mutation.podidentity import (
     Mode,
@@ -37,11 +37,11 @@ from webhook.mutation.wiring import (
 from webhook.oidc.subject import PREFIX
 from webhook.types import JsonObject
 
-BOTOCORE_REGION_ENV = "AWS_DEFAULT_REGION"
-
 
 @dataclass(frozen=True, slots=True)
 class PodFacts:
+    """The pod side's checks and what the token and trust checks need to know of the pod."""
+
     subject: str
     audience: str | None  # of the projected token the webhook adds; None when it adds none
     mode: Mode | None
@@ -241,9 +241,9 @@ def _region(patched: JsonObject) -> Check:
     for list_name in CONTAINER_LISTS:
         for container in spec.get(list_name) or ():
             names = {e.get("name") for e in container.get("env") or () if isinstance(e, dict)}
-            if ROLE_ARN_ENV not in names and "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in names:
+            if ROLE_ARN_ENV not in names and FULL_URI_ENV not in names:
                 continue
-            if BOTOCORE_REGION_ENV in names:
+            if DEFAULT_REGION_ENV in names:
                 continue
             (only_region if names & set(REGION_ENVS) else missing).append(
                 str(container.get("name"))
@@ -258,7 +258,7 @@ def _region(patched: JsonObject) -> Check:
             "AWS_REGION without AWS_DEFAULT_REGION: botocore (boto3, the AWS CLI) reads only "
             "AWS_DEFAULT_REGION",
             seen=", ".join(only_region),
-            expected=BOTOCORE_REGION_ENV,
+            expected=DEFAULT_REGION_ENV,
             fix=fix,
         )
     if missing:
@@ -267,7 +267,7 @@ def _region(patched: JsonObject) -> Check:
             "no region in the environment: SDKs on nodes outside AWS have no instance metadata "
             "to take one from, and STS calls fail",
             seen=", ".join(missing),
-            expected=BOTOCORE_REGION_ENV,
+            expected=DEFAULT_REGION_ENV,
             fix=fix,
         )
     return passed("sdk.region", "AWS_DEFAULT_REGION is set in every wired container")

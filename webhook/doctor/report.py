@@ -17,6 +17,8 @@ from enum import Enum
 
 
 class Status(Enum):
+    """How a check came out; a check not made for want of input says which input."""
+
     PASS = "pass"
     FAIL = "fail"
     NOT_CHECKED = "not checked"
@@ -24,6 +26,9 @@ class Status(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One line of the report: a failed check carries the value seen, the one expected and the
+    fix."""
+
     name: str
     status: Status
     summary: str

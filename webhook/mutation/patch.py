@@ -25,7 +25,8 @@ from webhook.mutation.wiring import (
 )
 from webhook.types import JsonObject, PatchOp
 
-REGION_ENVS = ("AWS_DEFAULT_REGION", "AWS_REGION")
+DEFAULT_REGION_ENV = "AWS_DEFAULT_REGION"  # botocore (boto3, the AWS CLI) reads only this one
+REGION_ENVS = (DEFAULT_REGION_ENV, "AWS_REGION")
 STS_ENV = "AWS_STS_REGIONAL_ENDPOINTS"
 POD_IDENTITY_LABEL = "eks.amazonaws.com/pod-identity"
 WINDOWS_OS_SELECTORS = ("kubernetes.io/os", "beta.kubernetes.io/os")

@@ -34,6 +34,9 @@ WEB_IDENTITY_VOLUME_NAME = "aws-iam-token"
 
 
 class Mode(Enum):
+    """How a pod is given its identity: IRSA (a role and a web identity token for STS), or EKS
+    Pod Identity (a container credentials endpoint and the token it takes)."""
+
     STS_WEB_IDENTITY = "sts_web_identity"
     CONTAINER_CREDENTIALS = "container_credentials"
 
@@ -235,20 +238,33 @@ def _pod_overrides(
     skip: frozenset[str] = frozenset()
     raw_skip = annotations.get(f"{prefix}/{SKIP_CONTAINERS}")
     if raw_skip is not None:
-        skip, warning = parse_skip_containers(raw_skip)
-        if warning:
-            invalid.append(SKIP_CONTAINERS)
-            warnings.append(f"pod annotation {prefix}/{warning}")
+        skip = _container_names(
+            parse_skip_containers(raw_skip), SKIP_CONTAINERS, prefix, warnings, invalid
+        )
     include: frozenset[str] | None = None
     raw_include = annotations.get(f"{prefix}/{INCLUDE_CONTAINERS}")
     if raw_include is not None:
-        include, warning = parse_include_containers(raw_include)
-        if warning:
-            invalid.append(INCLUDE_CONTAINERS)
-            warnings.append(f"pod annotation {prefix}/{warning}")
-        elif not include:
+        include = _container_names(
+            parse_include_containers(raw_include), INCLUDE_CONTAINERS, prefix, warnings, invalid
+        )
+        if not include and INCLUDE_CONTAINERS not in invalid:  # read well, and empty
             warnings.append(
                 f"pod annotation {prefix}/{INCLUDE_CONTAINERS} is empty; "
                 "no container gets credentials"
             )
     return expiration, skip, include
+
+
+def _container_names(
+    parsed: tuple[frozenset[str], str | None],
+    annotation: str,
+    prefix: str,
+    warnings: list[str],
+    invalid: list[str],
+) -> frozenset[str]:
+    """The names a container-list annotation gave; its warning, if any, noted."""
+    names, warning = parsed
+    if warning:
+        invalid.append(annotation)
+        warnings.append(f"pod annotation {prefix}/{warning}")
+    return names

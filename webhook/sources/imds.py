@@ -75,16 +75,13 @@ def fetch_instance_identity(
         raise MetadataError(
             f"cannot read EC2 instance metadata at {base}: {reason}; {hint}"
         ) from exc
+    document_from = f"EC2 instance identity document from {base}"
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MetadataError(
-            f"EC2 instance identity document from {base} is not JSON; {hint}"
-        ) from exc
+        raise MetadataError(f"{document_from} is not JSON; {hint}") from exc
     account = document.get("accountId") if isinstance(document, dict) else None
     region = document.get("region") if isinstance(document, dict) else None
     if not isinstance(account, str) or not account or not isinstance(region, str) or not region:
-        raise MetadataError(
-            f"EC2 instance identity document from {base} lacks accountId or region; {hint}"
-        )
+        raise MetadataError(f"{document_from} lacks accountId or region; {hint}")
     return InstanceIdentity(account_id=account, region=region)

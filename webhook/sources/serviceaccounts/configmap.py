@@ -154,11 +154,9 @@ def _identity(value: object, defaults: IdentityDefaults, *, where: str) -> Servi
         role_arn, warning = checked_role_arn(role_arn, defaults, what=f"{where}: RoleARN")
         if warning:
             warnings.append(warning)
+    # An entry has no field for an STS endpoint: --sts-endpoint-url applies, as to a
+    # ServiceAccount without the annotation.
+    endpoint = defaults.sts_endpoint_url
     return ServiceAccountIdentity(
-        role_arn=role_arn,
-        audience=audience,
-        regional_sts=regional,
-        token_expiration=expiration,
-        warnings=tuple(warnings),
-        sts_endpoint_url=defaults.sts_endpoint_url,
+        role_arn, audience, regional, expiration, tuple(warnings), sts_endpoint_url=endpoint
     )

@@ -1,6 +1,6 @@
 """Strict mode: a pod carrying --require-identity-label that gets no identity is refused.
 
-The core (webhook/mutation/refusal.py) for each reason, the endpoint for the over-budget
+The policy (webhook/assembly/strict.py) for each reason, the endpoint for the over-budget
 answer, and the real server run with the strict overlay's own container args."""
 
 # ruff: noqa: F811 - `built` and `workspace` are test_manifests' module-scoped fixtures
@@ -35,20 +35,16 @@ from tests.test_manifests import (  # noqa: F401 - fixtures are used by name
     webhook_named,
     workspace,
 )
+from webhook.assembly.strict import UNIDENTIFIED, Limits, refuse_unidentified
 from webhook.cli import build_parser
 from webhook.flags.settings import SettingsError
 from webhook.flags.shared import settings_from_args
+from webhook.flags.values import RequiredLabel, parse_required_label
 from webhook.mutation.answer import Answer, Outcome
-from webhook.mutation.refusal import (
-    UNIDENTIFIED,
-    Limits,
-    RequiredLabel,
-    parse_required_label,
-    refuse_unidentified,
-)
 from webhook.mutation.shape import MAX_MUTATED_CONTAINERS
 from webhook.server.admission.codec import Review
 from webhook.server.admission.endpoint import AdmissionEndpoint
+from webhook.server.admission.outcomes import ServingOutcome
 
 LABEL = RequiredLabel("eks.amazonaws.com/pod-identity-webhook", "enabled")
 LIMITS = Limits(annotation_prefix="eks.amazonaws.com", grace_period=2.0, time_budget=5.0)
@@ -89,14 +85,20 @@ LABELLED = pod({LABEL.key: LABEL.value, "app": "checkout"})
             f"more than the {MAX_MUTATED_CONTAINERS} containers",
             "split",
         ),
-        (Outcome.OVER_BUDGET, "did not decide within its 5s time budget", "create the pod again"),
+        (
+            ServingOutcome.OVER_BUDGET,
+            "did not decide within its 5s time budget",
+            "create the pod again",
+        ),
     ],
 )
 def test_a_labelled_pod_without_its_identity_is_refused_naming_reason_and_fix(
-    outcome: Outcome, reason: str, fix: str
+    outcome: Outcome | ServingOutcome, reason: str, fix: str
 ) -> None:
     detail = (
-        "" if outcome in (Outcome.TOO_MANY_CONTAINERS, Outcome.OVER_BUDGET) else "shop/checkout"
+        ""
+        if outcome in (Outcome.TOO_MANY_CONTAINERS, ServingOutcome.OVER_BUDGET)
+        else "shop/checkout"
     )
     answer = Answer([], ("a warning",), outcome, detail)
     refused = refuse_unidentified(LABELLED, answer, LABEL, LIMITS)
@@ -114,9 +116,10 @@ def test_a_labelled_pod_without_its_identity_is_refused_naming_reason_and_fix(
 
 def test_every_outcome_without_an_identity_is_covered() -> None:
     given = {Outcome.MUTATED, Outcome.ALREADY_PRESENT}
-    fargate_or_envelope = {o for o in Outcome if "fargate" in o.value or o is Outcome.NOT_A_POD}
+    outcomes = {*Outcome, *ServingOutcome}
+    fargate_or_envelope = {o for o in outcomes if "fargate" in o.value or o is Outcome.NOT_A_POD}
     fargate_or_envelope |= {Outcome.OWN_SCHEDULER, Outcome.DAEMONSET, Outcome.BOUND}
-    assert set(Outcome) - given - fargate_or_envelope == UNIDENTIFIED
+    assert outcomes - given - fargate_or_envelope == UNIDENTIFIED
 
 
 def test_without_a_grace_period_the_message_says_none_was_waited() -> None:

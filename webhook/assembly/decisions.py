@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from webhook.assembly.podmutator import PodMutator
-from webhook.flags.settings import Settings
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.fargate import FargateProfile, schedule_on_fargate
-from webhook.mutation.refusal import Limits, parse_required_label, refuse_unidentified
 from webhook.server.admission.codec import Review
-from webhook.server.admission.endpoint import Enforce
+from webhook.server.admission.outcomes import ServingOutcome
 from webhook.server.metrics.registry import Metrics
 from webhook.types import JsonObject
 
@@ -43,24 +41,6 @@ class IdentityDecision:
         return answer
 
 
-def identity_enforcement(settings: Settings) -> Enforce | None:
-    """Strict mode's last look at each /mutate answer; None (nothing to do) without
-    --require-identity-label, so that the ordinary path pays nothing for it."""
-    if not settings.require_identity_label:
-        return None
-    label = parse_required_label(settings.require_identity_label)
-    limits = Limits(
-        annotation_prefix=settings.annotation_prefix,
-        grace_period=settings.service_account_lookup_grace_period,
-        time_budget=settings.request_time_budget,
-    )
-
-    def enforce(review: Review, answer: Answer) -> Answer:
-        return refuse_unidentified(review.pod, answer, label, limits)
-
-    return enforce
-
-
 class FargateDecision:
     """/mutate-fargate: schedule the pod on Fargate when a profile selects it; counted in the
     metrics when there are any (`mutate` previews without them)."""
@@ -84,7 +64,7 @@ class FargateDecision:
             return Answer([], (), Outcome.NOT_A_POD)
         profiles = self.profiles()
         if profiles is None:
-            return Answer([], (), Outcome.NO_FARGATE_PROFILES)
+            return Answer([], (), ServingOutcome.NO_FARGATE_PROFILES)
         answer = self.schedule(review.pod, review.namespace, profiles)
         if answer.ops and self._metrics is not None:
             self._metrics.fargate_scheduled.labels(answer.detail).inc()

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from random import Random
 
 from webhook.assembly.background import BackgroundTasks
-from webhook.assembly.decisions import FargateDecision, IdentityDecision, identity_enforcement
+from webhook.assembly.decisions import FargateDecision, IdentityDecision
 from webhook.assembly.livesources import LiveSources
 from webhook.assembly.observer import MetricsObserver
 from webhook.assembly.podmutator import PodMutator
 from webhook.assembly.settingsmap import serving_defaults
+from webhook.assembly.strict import identity_enforcement
 from webhook.flags.settings import Settings
 from webhook.server.admission.endpoint import Enforce
 from webhook.server.metrics.registry import Metrics

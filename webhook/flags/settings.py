@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from webhook.flags.values import parse_required_label
 from webhook.mutation.defaults import (
     DEFAULT_ANNOTATION_PREFIX,
     DEFAULT_CC_AUDIENCE,
@@ -23,7 +24,6 @@ from webhook.mutation.defaults import (
     DEFAULT_TOKEN_EXPIRATION_SECONDS,
     DEFAULT_TOKEN_MOUNT_PATH,
 )
-from webhook.mutation.refusal import parse_required_label
 from webhook.mutation.stsendpoint import sts_endpoint_problem
 
 # 6 MiB: kube-apiserver caps a request at 3 MiB of object (etcd's default limit is 1.5 MiB

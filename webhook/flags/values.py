@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from webhook.mutation.gostrconv import parse_bool
 
@@ -80,6 +80,24 @@ def parse_size(text: str) -> int:
     if size != int(size):
         raise ValueError(f"not a whole number of bytes: {text!r} (expected {SIZE_FORM})")
     return int(size)
+
+
+class RequiredLabel(NamedTuple):
+    """--require-identity-label: the label that asks for an identity (webhook/assembly/strict.py)."""
+
+    key: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+def parse_required_label(text: str) -> RequiredLabel:
+    """KEY=VALUE, as the strict component's objectSelector matchLabels entry; ValueError if not."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or key != key.strip() or value != value.strip():
+        raise ValueError(f"not a label: {text!r} (expected KEY=VALUE)")
+    return RequiredLabel(key, value)
 
 
 def _argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:

@@ -9,7 +9,7 @@ immutable, and built in a third of a frozen dataclass's time (docs/performance.m
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from webhook.mutation.podidentity import Mode
 from webhook.types import PatchOp
@@ -31,20 +31,26 @@ class Outcome(Enum):
     OWN_SCHEDULER = "pod names its own scheduler"
     DAEMONSET = "owned by a DaemonSet"
     BOUND = "already bound to a node"
-    NO_FARGATE_PROFILES = "no --fargate-profiles"
     # either path
     NOT_A_POD = "not a pod"
-    OVER_BUDGET = "over time budget"  # cut off by the request time budget: allowed unchanged
+
+
+class Reason(Protocol):
+    """What `Answer.outcome` holds: an `Outcome`, or one of the answers the server gives without
+    asking the core (webhook/server/admission/outcomes.py). Its value is what the log shows."""
+
+    @property
+    def value(self) -> str: ...
 
 
 class Answer(NamedTuple):
     ops: list[PatchOp]
     warnings: tuple[str, ...]
-    outcome: Outcome
+    outcome: Reason
     detail: str = ""  # the ServiceAccount ("namespace/name") or the Fargate profile; "" if none
     mode: Mode | None = None  # how the identity is given; None when the pod gets none
     # Pod annotations (without the prefix) whose value was ignored or adjusted.
     invalid_annotations: tuple[str, ...] = ()
     # Not "": the pod is refused (allowed: false) with this message; only in strict mode
-    # (webhook/mutation/refusal.py), for a labelled pod that gets no identity.
+    # (webhook/assembly/strict.py), for a labelled pod that gets no identity.
     refusal: str = ""

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from starlette.types import Receive, Scope, Send
 
-from webhook.mutation.answer import Answer, Outcome
+from webhook.mutation.answer import Answer
 from webhook.server.admission.codec import (
     BadRequest,
     Review,
@@ -26,6 +26,7 @@ from webhook.server.admission.codec import (
     refused,
     review_of,
 )
+from webhook.server.admission.outcomes import ServingOutcome
 from webhook.server.transport.deadlines import Deadlines, resolution_for
 
 # The admission log keeps the name its lines have always carried: docs/production.md ("Logs")
@@ -47,7 +48,7 @@ class Observation(NamedTuple):
 
 Decide = Callable[[Review], Awaitable[Answer]]
 # A last look at every answer, the over-budget one included: strict mode's refusal
-# (webhook/mutation/refusal.py) is made here, so that it covers answers the decision never gave.
+# (webhook/assembly/strict.py) is made here, so that it covers answers the decision never gave.
 Enforce = Callable[[Review, Answer], Answer]
 Observe = Callable[[Observation], None]
 
@@ -163,7 +164,7 @@ class AdmissionEndpoint:
             f"pod-identity-webhook: not mutated, the admission took longer than "
             f"{self.time_budget:g}s; the pod has no AWS credentials from the webhook"
         )
-        return Answer([], (warning,), Outcome.OVER_BUDGET)
+        return Answer([], (warning,), ServingOutcome.OVER_BUDGET)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")

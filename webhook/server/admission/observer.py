@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from webhook.logs import InfoLine, clip
-from webhook.mutation.answer import Answer, Outcome
+from webhook.mutation.answer import Answer
 from webhook.server.admission.codec import Review
 from webhook.server.admission.endpoint import ADMISSION_LOGGER, Observation
+from webhook.server.admission.outcomes import ServingOutcome
 from webhook.server.metrics.registry import Metrics
 
 # The admission line and its debug detail go to the admission log, under its documented name
@@ -31,7 +32,7 @@ class AdmissionObserver:
         review, answer = observation.review, observation.answer
         if review is None or answer is None:
             return
-        if answer.outcome is Outcome.OVER_BUDGET:
+        if answer.outcome is ServingOutcome.OVER_BUDGET:
             metrics.over_budget.inc()
         if answer.refusal:
             metrics.refused.labels(answer.outcome.value).inc()
@@ -66,7 +67,7 @@ class AdmissionObserver:
             subject: clipped_detail,
             "outcome": outcome,
         }
-        # strict mode's refusals (webhook/mutation/refusal.py); every other answer allows
+        # strict mode's refusals (webhook/assembly/strict.py); every other answer allows
         refusal = " allowed=false" if answer.refusal else ""
         if answer.refusal:
             fields["allowed"] = False

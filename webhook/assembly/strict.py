@@ -11,31 +11,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from webhook.flags.settings import Settings
+from webhook.flags.values import RequiredLabel, parse_required_label
 from webhook.mutation.answer import Answer, Outcome
 from webhook.mutation.shape import MAX_MUTATED_CONTAINERS
+from webhook.server.admission.codec import Review
+from webhook.server.admission.endpoint import Enforce
+from webhook.server.admission.outcomes import ServingOutcome
 from webhook.types import JsonObject
 
 # The outcomes that leave a pod without the identity it asked for; every other outcome either
 # gave it one (mutated, already present) or is not about a pod's identity.
-UNIDENTIFIED = frozenset(
-    (Outcome.NOT_FOUND, Outcome.NO_ROLE, Outcome.TOO_MANY_CONTAINERS, Outcome.OVER_BUDGET)
+UNIDENTIFIED: frozenset[Outcome | ServingOutcome] = frozenset(
+    (Outcome.NOT_FOUND, Outcome.NO_ROLE, Outcome.TOO_MANY_CONTAINERS, ServingOutcome.OVER_BUDGET)
 )
-
-
-class RequiredLabel(NamedTuple):
-    key: str
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.value}"
-
-
-def parse_required_label(text: str) -> RequiredLabel:
-    """KEY=VALUE, as the strict component's objectSelector matchLabels entry; ValueError if not."""
-    key, equals, value = text.partition("=")
-    if not equals or not key.strip() or key != key.strip() or value != value.strip():
-        raise ValueError(f"not a label: {text!r} (expected KEY=VALUE)")
-    return RequiredLabel(key, value)
 
 
 def carries(pod: JsonObject, label: RequiredLabel) -> bool:
@@ -96,3 +85,21 @@ def refuse_unidentified(
     if not message:
         return answer
     return answer._replace(ops=[], refusal=message)
+
+
+def identity_enforcement(settings: Settings) -> Enforce | None:
+    """Strict mode's last look at each /mutate answer; None (nothing to do) without
+    --require-identity-label, so that the ordinary path pays nothing for it."""
+    if not settings.require_identity_label:
+        return None
+    label = parse_required_label(settings.require_identity_label)
+    limits = Limits(
+        annotation_prefix=settings.annotation_prefix,
+        grace_period=settings.service_account_lookup_grace_period,
+        time_budget=settings.request_time_budget,
+    )
+
+    def enforce(review: Review, answer: Answer) -> Answer:
+        return refuse_unidentified(review.pod, answer, label, limits)
+
+    return enforce

@@ -130,9 +130,7 @@ class LiveSources:
         for key, identity in entries.items():
             report_invalid(identity, f"ServiceAccount {key}", self._observer.annotations_invalid)
         self.store.replace_all(entries)
-        self._observer.cache_reported(
-            len(entries), any(identity.role_arn for identity in entries.values())
-        )
+        self._observer.cache_reported(len(entries))
         logger.info("loaded %d ServiceAccounts from %s", len(entries), path)
 
     def _load_container_credentials(self, path: Path, content: bytes) -> None:

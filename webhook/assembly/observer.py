@@ -14,7 +14,7 @@ class MetricsObserver:
     def config_reloaded(self, source: str, success: bool) -> None:
         self.metrics.config_reloaded(source, success)
 
-    def cache_reported(self, size: int, has_role: bool) -> None:
+    def cache_reported(self, size: int) -> None:
         self.metrics.cache_size.set(size)
         if size:  # upstream: any ServiceAccount cached, with a role or not; never reset
             self.metrics.used.set(1)

@@ -13,8 +13,8 @@ class SourceObserver(Protocol):
     def config_reloaded(self, source: str, success: bool) -> None:
         """A file or ConfigMap was (re)loaded, or its new content was refused."""
 
-    def cache_reported(self, size: int, has_role: bool) -> None:
-        """The ServiceAccount cache now holds `size` entries (some with a role or not)."""
+    def cache_reported(self, size: int) -> None:
+        """The ServiceAccount cache now holds `size` entries, with a role or not."""
 
     def watch_restarted(self, resource: str, reason: str) -> None:
         """A cluster watch of `resource` started again from a fresh list, for `reason`."""

@@ -15,7 +15,7 @@ from webhook.types import JsonObject
 
 logger = logging.getLogger(__name__)
 
-CacheReport = Callable[[int, bool], None]  # (entries in the cache, some entry has a role)
+CacheReport = Callable[[int], None]  # the entries in the cache
 # (annotations without the prefix) of one object whose values were ignored or adjusted
 InvalidReport = Callable[[tuple[str, ...]], None]
 
@@ -78,12 +78,12 @@ class ServiceAccountSink:
 
     def replace_all(self, entries: dict[str, ServiceAccountIdentity]) -> None:
         self.store.replace_all(entries)
-        self._report(len(entries), any(identity.role_arn for identity in entries.values()))
+        self._report(len(entries))
 
     def put(self, key: str, value: ServiceAccountIdentity) -> None:
         self.store.put(key, value)
-        self._report(len(self.store), bool(value.role_arn))
+        self._report(len(self.store))
 
     def delete(self, key: str) -> None:
         self.store.delete(key)
-        self._report(len(self.store), False)
+        self._report(len(self.store))

@@ -244,10 +244,9 @@ def _pod_overrides(
     include: frozenset[str] | None = None
     raw_include = annotations.get(f"{prefix}/{INCLUDE_CONTAINERS}")
     if raw_include is not None:
-        include = _container_names(
-            parse_include_containers(raw_include), INCLUDE_CONTAINERS, prefix, warnings, invalid
-        )
-        if not include and INCLUDE_CONTAINERS not in invalid:  # read well, and empty
+        parsed = parse_include_containers(raw_include)
+        include = _container_names(parsed, INCLUDE_CONTAINERS, prefix, warnings, invalid)
+        if not include and parsed[1] is None:  # read well, and empty
             warnings.append(
                 f"pod annotation {prefix}/{INCLUDE_CONTAINERS} is empty; "
                 "no container gets credentials"
